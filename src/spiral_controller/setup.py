@@ -1,0 +1,21 @@
+from setuptools import setup
+
+package_name = "spiral_controller"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=[package_name],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="Tree World team",
+    maintainer_email="treeworld@example.org",
+    description="Controllers for the Tree World agent (spiral, circle, random exploration, recorded path) and their ROS 2 node.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={"console_scripts": ["spiral_controller = spiral_controller.node:main"]},
+)

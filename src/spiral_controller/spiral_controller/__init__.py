@@ -1,0 +1,5 @@
+"""Controllers that move the Tree World agent (SPEC section 3). They never see the true pose."""
+from spiral_controller.config import ControllerConfig
+from spiral_controller.paths import Controller, PathFileError, load_path_file, make_controller
+
+__all__ = ["Controller", "ControllerConfig", "PathFileError", "load_path_file", "make_controller"]

@@ -1,0 +1,34 @@
+"""Every setting of the controllers, with its default, unit and allowed range."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from treeworld_schema import ConfigError, setting
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Which path the agent follows, and its shape (SPEC section 3). World units, steps."""
+
+    controller: str = setting("spiral", "spiral | circle | random | path",
+                              choices=("spiral", "circle", "random", "path"))
+    path_file: str = setting("", "Recorded path to follow (TUM 't x y z qx qy qz qw' or CSV "
+                             "'t,x,y'); used by controller=path")
+    seed: int = setting(0, "Seed of the random exploration controller", low=0)
+    step_period: float = setting(0.1, "Simulated seconds per step (velocity = displacement / "
+                                 "step_period)", low=0.0, low_exclusive=True)
+    spiral_distance_increment: float = setting(
+        25.0, "Radius gained per turn of the spiral", low=0.0, low_exclusive=True)
+    spiral_period: int = setting(100, "Steps per turn of the spiral", low=1)
+    heading_period: int = setting(25, "Steps per turn of the spiral's heading", low=1)
+    circle_radius: float = setting(100.0, "Radius of the circle", low=0.0, low_exclusive=True)
+    circle_period: int = setting(100, "Steps per lap of the circle", low=1)
+    random_speed: float = setting(5.0, "Mean distance per step of random exploration", low=0.0)
+    random_turn_std: float = setting(0.15, "Std. dev. of the turning-rate change per step "
+                                     "(radians)", low=0.0)
+    random_radius: float = setting(400.0, "Random exploration turns back beyond this distance "
+                                   "from the start", low=0.0, low_exclusive=True)
+
+    def check(self) -> None:
+        if self.controller == "path" and not self.path_file:
+            raise ConfigError("path_file: controller=path needs a path file")

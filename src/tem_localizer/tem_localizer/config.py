@@ -1,0 +1,49 @@
+"""Every setting of the localizer, with its default, unit and allowed range (SPEC 4-7)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from treeworld_schema import setting
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """How the agent localizes from odometry and smell. World units, cells, steps."""
+
+    method: str = setting("tem2d", "tem2d (belief grid + memory) or deadreckoning (sum of "
+                          "measured displacements, the baseline)",
+                          choices=("tem2d", "deadreckoning"))
+    grid_size: int = setting(101, "S: belief grid cells per side", low=3, high=1001, odd=True)
+    extent: float = setting(1000.0, "E: world units across the belief grid", low=0.0,
+                            low_exclusive=True)
+    sensory_embedding_dim: int = setting(1024, "D: expected smell length", low=1,
+                                         high=65_536)
+    max_action_norm: float = setting(20.0, "Largest displacement per step; larger ones are "
+                                     "clipped (world units)", low=0.0, low_exclusive=True)
+    use_memory_to_localize: bool = setting(True, "Mix beliefs recalled from memory by smell "
+                                           "into path integration")
+    mixing: str = setting("average", "average (the seed's code) or affinity (weight c^k)",
+                          choices=("average", "affinity"))
+    affinity_exponent: float = setting(20.0, "k of the affinity mixing", low=0.0)
+    sharpen_exponent: float = setting(1.05, "belief <- belief^e after each step", low=1.0,
+                                      high=4.0)
+    num_samples: int = setting(25, "Beliefs drawn per memory recall", low=1, high=10_000)
+    reference_match_threshold: float = setting(
+        0.01, "Recall only entries whose affinity to the previous belief is at least this "
+        "share of the largest", low=0.0, high=1.0)
+    sample_temperature: float = setting(0.0, "Softmax temperature of recall; 0 = sqrt(D)",
+                                        low=0.0)
+    read_threshold: float = setting(2.0, "Memory read ignores affinities below this / S^2",
+                                    low=0.0)
+    kernel_blur_sigma: float = setting(0.0, "Gaussian blur of the translation kernel (cells); "
+                                       "0 = off", low=0.0, high=10.0)
+    learn_action_map: bool = setting(False, "Learn a 2x2 map applied to actions")
+    train_every: int = setting(100, "Optimizer step every this many steps (when the model has "
+                               "parameters)", low=1)
+    learning_rate: float = setting(1e-3, "Adam learning rate", low=0.0, low_exclusive=True)
+    lost_mass: float = setting(1e-6, "Below this belief mass left on the grid the localizer "
+                               "is lost and restarts around its dead-reckoned position",
+                               low=0.0, high=1.0)
+    device: str = setting("auto", "auto (CUDA when present) | cpu | cuda",
+                          choices=("auto", "cpu", "cuda"))
+    seed: int = setting(0, "Seed of memory sampling", low=0)

@@ -1,0 +1,80 @@
+"""The location belief grid: geometry, the initial belief, summaries, OccupancyGrid arrays.
+
+belief[b, i, j] is the probability that agent b is at y = cell_size * (i - R),
+x = cell_size * (j - R): rows are y, columns are x, the origin is the centre cell (SPEC 4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class BeliefSummary:
+    mean: torch.Tensor         # (B, 2) world units, (x, y)
+    covariance: torch.Tensor   # (B, 2, 2) world units^2
+    mode: torch.Tensor         # (B, 2) centre of the most likely cell
+
+
+@dataclass(frozen=True)
+class BeliefGrid:
+    """A square grid of ``size`` cells per side (odd) spanning ``extent`` world units."""
+
+    size: int = 101
+    extent: float = 1000.0
+
+    @property
+    def radius(self) -> int:
+        """R: cells from the centre to the edge."""
+        return (self.size - 1) // 2
+
+    @property
+    def cell_size(self) -> float:
+        """gamma: world units per cell."""
+        return self.extent / (self.size - 1)
+
+    @property
+    def occupancy_origin(self) -> tuple[float, float]:
+        """World (x, y) of the grid's outer corner, so that cell centres fall on grid points."""
+        corner = -(self.radius + 0.5) * self.cell_size
+        return corner, corner
+
+    def cell_centres(self, device=None, dtype=torch.float32) -> torch.Tensor:
+        """(S, S, 2): the world (x, y) of every cell centre."""
+        offsets = (torch.arange(self.size, device=device, dtype=dtype) - self.radius)
+        offsets = offsets * self.cell_size
+        y, x = torch.meshgrid(offsets, offsets, indexing="ij")
+        return torch.stack([x, y], dim=-1)
+
+    def initial_belief(self, centre: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) Gaussian beliefs, proportional to exp(-(|p - centre| / sd)^2) with
+        sd = 0.1 R gamma, around ``centre`` (B, 2) world units."""
+        sd = 0.1 * self.radius * self.cell_size
+        cells = self.cell_centres(centre.device, centre.dtype)            # (S, S, 2)
+        offsets = cells[None] - centre[:, None, None, :]                   # (B, S, S, 2)
+        belief = torch.exp(-(offsets.pow(2).sum(-1)) / sd**2)              # (B, S, S)
+        return belief / belief.sum(dim=(1, 2), keepdim=True)
+
+    def summarize(self, belief: torch.Tensor) -> BeliefSummary:
+        """Mean, covariance and most likely cell of (B, S, S) normalized beliefs."""
+        batch = belief.shape[0]
+        cells = self.cell_centres(belief.device, belief.dtype).reshape(-1, 2)  # (S*S, 2)
+        weights = belief.reshape(batch, -1)                                    # (B, S*S)
+        mean = weights @ cells                                                 # (B, 2)
+        centred = cells[None] - mean[:, None, :]                               # (B, S*S, 2)
+        covariance = torch.einsum("bc,bci,bcj->bij", weights, centred, centred)
+        mode = cells[weights.argmax(dim=1)]                                    # (B, 2)
+        return BeliefSummary(mean, covariance, mode)
+
+    def to_occupancy(self, belief: torch.Tensor) -> torch.Tensor:
+        """(B, S*S) int8 in 0..100, row-major, 100 = the most likely cell (OccupancyGrid.data)."""
+        flat = belief.reshape(belief.shape[0], -1)
+        peak = flat.max(dim=1, keepdim=True).values.clamp_min(torch.finfo(flat.dtype).tiny)
+        return torch.round(flat / peak * 100).to(torch.int8)
+
+    def from_occupancy(self, data: torch.Tensor) -> torch.Tensor:
+        """(B, S*S) int8 0..100 -> (B, S, S) normalized beliefs (quantized to 1% of the peak;
+        unknown cells, -1, count as 0)."""
+        values = data.to(torch.float32).clamp_min(0).reshape(-1, self.size, self.size)
+        return values / values.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)

@@ -1,0 +1,169 @@
+"""A localizer for one agent: validates each (action, smell), runs the model, keeps counters.
+
+This is what the runner and the ROS node call. The model never sees a NaN, a smell of the
+wrong length or an oversized action, and the belief it keeps is never NaN or zero-sum.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tem_localizer.config import LocalizerConfig
+from tem_localizer.grid import BeliefGrid
+from tem_localizer.tem import TEM2d
+
+log = logging.getLogger(__name__)
+
+
+class DeviceUnavailable(RuntimeError):
+    """CUDA was asked for but is not present."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("device: cuda was asked for but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class LocalizerStep:
+    """The estimate after one step. World units."""
+
+    mean: np.ndarray                 # (2,) estimated position
+    covariance: np.ndarray           # (2, 2)
+    belief: torch.Tensor | None      # (S, S) on the model's device; None for dead reckoning
+    loss: float
+    lost: bool = False
+    skipped: str | None = None       # why the input was rejected, None when it was used
+
+
+@dataclass
+class Counters:
+    steps: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    clipped_actions: int = 0
+    lost: int = 0
+
+
+class Localizer:
+    """Estimates one agent's position from per-step displacements and smells.
+
+    ``step(action, smell)``: action (2,) is the displacement measured since the last step
+    (world frame, world units), smell (D,). The first step's action should be zero.
+    """
+
+    def __init__(self, config: LocalizerConfig):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.grid = BeliefGrid(config.grid_size, config.extent)
+        self.model = None
+        self.optimizer = None
+        if config.method == "tem2d":
+            self.model = TEM2d(
+                self.grid, config.sensory_embedding_dim,
+                max_action_norm=config.max_action_norm,
+                use_memory_to_localize=config.use_memory_to_localize, mixing=config.mixing,
+                affinity_exponent=config.affinity_exponent,
+                sharpen_exponent=config.sharpen_exponent, num_samples=config.num_samples,
+                reference_match_threshold=config.reference_match_threshold,
+                sample_temperature=config.sample_temperature or None,
+                read_threshold=config.read_threshold,
+                kernel_blur_sigma=config.kernel_blur_sigma,
+                learn_action_map=config.learn_action_map, device=self.device, seed=config.seed)
+            parameters = list(self.model.parameters())
+            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate) \
+                if parameters else None
+        self.counters = Counters()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start: belief around the origin, empty memory, counters kept."""
+        self.dead_reckoned = np.zeros(2)
+        self.belief = None
+        self.pending_losses: list[torch.Tensor] = []
+        self.warned: set[str] = set()
+        if self.model is not None:
+            self.model.reset()
+            self.belief = self.model.initial_belief()
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self.warned:
+            self.warned.add(kind)
+            log.warning(message)
+
+    def reject(self, kind: str, message: str) -> LocalizerStep:
+        """Count an input that cannot be used and return the unchanged estimate."""
+        self.counters.skipped[kind] = self.counters.skipped.get(kind, 0) + 1
+        self._warn_once(kind, f"skipping a step: {message} (counted as '{kind}')")
+        return self._estimate(loss=float("nan"), lost=False, skipped=kind)
+
+    def _estimate(self, loss: float, lost: bool, skipped: str | None) -> LocalizerStep:
+        if self.model is None:
+            return LocalizerStep(self.dead_reckoned.copy(), np.zeros((2, 2)), None, loss, lost,
+                                 skipped)
+        summary = self.grid.summarize(self.belief)
+        return LocalizerStep(summary.mean[0].double().cpu().numpy(),
+                             summary.covariance[0].double().cpu().numpy(), self.belief[0],
+                             loss, lost, skipped)
+
+    def step(self, action, smell) -> LocalizerStep:
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        smell = np.asarray(smell, dtype=np.float32).reshape(-1)
+        if action.shape != (2,):
+            return self.reject("bad_action", f"action has {action.size} values, expected 2")
+        if smell.shape != (self.config.sensory_embedding_dim,):
+            return self.reject("wrong_smell_length", f"smell has {smell.size} values, "
+                               f"expected {self.config.sensory_embedding_dim}")
+        if not np.isfinite(action).all():
+            return self.reject("nonfinite_action", f"action {action.tolist()} is not finite")
+        if not np.isfinite(smell).all():
+            return self.reject("nonfinite_smell", "smell contains NaN or inf")
+        norm = float(np.hypot(*action))
+        if norm > self.config.max_action_norm:
+            self.counters.clipped_actions += 1
+            self._warn_once("clipped", f"action norm {norm:.2f} exceeds max_action_norm "
+                            f"{self.config.max_action_norm}; clipping it (warned once)")
+            action = action * (self.config.max_action_norm / norm)
+        self.counters.steps += 1
+        self.dead_reckoned = self.dead_reckoned + action
+        if self.model is None:
+            return self._estimate(loss=0.0, lost=False, skipped=None)
+        return self._model_step(action, smell)
+
+    def _model_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
+        action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
+        smell_t = torch.as_tensor(smell, device=self.device)[None]
+        with torch.set_grad_enabled(self.optimizer is not None):
+            result = self.model(self.belief, action_t, smell_t)
+        lost = bool(result.inferred_mass[0] < self.config.lost_mass)
+        if lost:
+            self.counters.lost += 1
+            log.warning("belief left the grid; restarting it around the dead-reckoned position "
+                        "(%.1f, %.1f)", *self.dead_reckoned)
+            centre = torch.as_tensor(self.dead_reckoned, dtype=torch.float32,
+                                     device=self.device)[None]
+            half = self.config.extent / 2
+            self.belief = self.grid.initial_belief(centre.clamp(-half, half))
+        else:
+            self.belief = result.belief
+        if self.optimizer is not None:
+            self.pending_losses.append(result.loss.sum())
+            if len(self.pending_losses) >= self.config.train_every:
+                self.train()
+        return self._estimate(float(result.loss[0]), lost, None)
+
+    def train(self) -> None:
+        """One optimizer step on the losses since the last one; cut the memory from the graph."""
+        if self.optimizer is None or not self.pending_losses:
+            return
+        self.optimizer.zero_grad()
+        torch.stack(self.pending_losses).sum().backward()
+        self.optimizer.step()
+        self.pending_losses = []
+        self.model.memory.detach()
+        self.belief = self.belief.detach()

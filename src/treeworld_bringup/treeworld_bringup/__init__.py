@@ -1,0 +1,1 @@
+"""Tree World bringup: the treeworld command, runner, launcher, bags, evaluation, plots."""

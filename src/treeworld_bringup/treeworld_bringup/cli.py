@@ -1,0 +1,134 @@
+"""The ``treeworld`` command: run Tree World in-process, the seed's experiments, and more.
+
+Every bad input ends in one line on stderr naming what is wrong, exit status 2, and nothing
+written to the output folder.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from spiral_controller import PathFileError
+from tem_localizer import BeliefGrid
+from tem_localizer.localizer import DeviceUnavailable
+from treeworld_bringup.experiments import EXPERIMENTS, run_experiment
+from treeworld_bringup.outputs import write_report
+from treeworld_bringup.runner import run
+from treeworld_bringup.settings import Settings, load_settings
+from treeworld_schema import ConfigError
+from treeworld_schema.schema import with_overrides
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that starts a run (in-process or as a ROS graph)."""
+    parser.add_argument("--config", type=Path, help="parameter file (default: built-in "
+                        "defaults, as in config/treeworld.yaml)")
+    parser.add_argument("--seed", type=int, help="world and controller seed")
+    parser.add_argument("--steps", type=int, help="number of steps")
+    parser.add_argument("--controller", help="spiral | circle | random | path:FILE")
+    parser.add_argument("--action-noise", type=float, metavar="SIGMA",
+                        help="odometry noise per axis per step (world units)")
+    parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d"),
+                        default="tem2d", help="what estimates the position (default tem2d)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="TEM: path integration only, no memory recall")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                        help="where the localizer runs")
+    parser.add_argument("--out", type=Path, default=Path("runs/latest"),
+                        help="output folder (default runs/latest)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The parameter file with command-line overrides applied, all validated."""
+    settings = load_settings(args.config)
+    controller, path_file = args.controller, None
+    if controller is not None and controller.startswith("path:"):
+        controller, path_file = "path", controller[len("path:"):]
+    world = with_overrides(settings.world, "treeworld_sim", seed=args.seed, steps=args.steps,
+                           odometry_noise=args.action_noise)
+    controls = with_overrides(settings.controller, "spiral_controller", controller=controller,
+                              path_file=path_file, seed=args.seed)
+    method = None if args.localizer == "none" else args.localizer
+    localizer = with_overrides(
+        settings.localizer, "tem_localizer", method=method, device=args.device,
+        use_memory_to_localize=False if args.no_memory else None,
+        sensory_embedding_dim=world.sensory_embedding_dim)
+    return Settings(world, controls, localizer)
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    keys = ("steps", "steps_per_second", "total_movement", "final_distance_from_origin",
+            "health", "fruit_eaten", "poisonous_fruit_eaten", "ate_rmse", "ate_rmse_aligned",
+            "rpe_rmse", "max_error", "final_error", "mean_loss", "skipped_total", "lost_count")
+    for key in keys:
+        if key in metrics and metrics[key] is not None:
+            value = metrics[key]
+            print(f"  {key:28s} {value:.2f}" if isinstance(value, float)
+                  else f"  {key:28s} {value}")
+    print(f"outputs in {out}/")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    recording, scene = run(settings, use_localizer=args.localizer != "none",
+                           belief_stride=4 if args.gif else 0)
+    cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
+    metrics = write_report(args.out, recording, scene, f"treeworld run ({args.localizer})",
+                           cell_size, gif=args.gif)
+    print_summary(metrics, args.out)
+    return 0
+
+
+def command_experiment(args: argparse.Namespace) -> int:
+    metrics = run_experiment(args.name, args.out, seed=args.seed, device=args.device)
+    print(f"{args.name}: {EXPERIMENTS[args.name].seed_observation}")
+    print_summary(metrics, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="treeworld", description="Tree World + TEM localizer (neural SLAM).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run_parser = commands.add_parser("run", help="run the world in-process (no ROS)")
+    add_run_options(run_parser)
+    run_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
+    run_parser.set_defaults(handler=command_run)
+
+    experiment = commands.add_parser("experiment", help="one of the seed's experiments")
+    experiment.add_argument("name", choices=sorted(EXPERIMENTS))
+    experiment.add_argument("--out", type=Path, required=True)
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    experiment.set_defaults(handler=command_experiment)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except (UsageError, ConfigError, PathFileError, DeviceUnavailable) as error:
+        print(f"treeworld: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("treeworld: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""SLAM-standard trajectory metrics computed with evo (ATE, RPE), and TUM files.
+
+``ate_rmse`` everywhere in the project is the *unaligned* ATE: the belief frame starts at the
+true origin, so any offset is a real localization error. The SE(3)-aligned ATE is reported
+beside it (what evo_ape -a prints).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from evo.core import metrics
+from evo.core.trajectory import PoseTrajectory3D
+from evo.tools import file_interface
+
+
+def trajectory(timestamps: np.ndarray, positions: np.ndarray) -> PoseTrajectory3D:
+    """A planar trajectory: (T,) seconds, (T, 2) world units, identity orientation."""
+    xyz = np.column_stack([positions, np.zeros(len(positions))])
+    quaternions = np.tile([1.0, 0.0, 0.0, 0.0], (len(positions), 1))   # w x y z
+    return PoseTrajectory3D(positions_xyz=xyz, orientations_quat_wxyz=quaternions,
+                            timestamps=np.asarray(timestamps, dtype=np.float64))
+
+
+def write_tum(path: Path, timestamps: np.ndarray, positions: np.ndarray) -> None:
+    file_interface.write_tum_trajectory_file(str(path), trajectory(timestamps, positions))
+
+
+def read_tum(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps (T,), positions (T, 2))."""
+    loaded = file_interface.read_tum_trajectory_file(str(path))
+    return loaded.timestamps, loaded.positions_xyz[:, :2]
+
+
+def _ape(reference: PoseTrajectory3D, estimate: PoseTrajectory3D) -> metrics.APE:
+    ape = metrics.APE(metrics.PoseRelation.translation_part)
+    ape.process_data((reference, estimate))
+    return ape
+
+
+def evaluate(timestamps: np.ndarray, truth: np.ndarray, estimate: np.ndarray) -> dict:
+    """ATE (unaligned and SE(3)-aligned) and RPE (1 step) of ``estimate`` against ``truth``."""
+    reference = trajectory(timestamps, truth)
+    estimated = trajectory(timestamps, estimate)
+    ape = _ape(reference, estimated)
+    aligned = copy.deepcopy(estimated)
+    aligned.align(reference)
+    rpe = metrics.RPE(metrics.PoseRelation.translation_part, delta=1,
+                      delta_unit=metrics.Unit.frames)
+    rpe.process_data((reference, estimated))
+    stat = metrics.StatisticsType
+    return {
+        "ate_rmse": float(ape.get_statistic(stat.rmse)),
+        "mean_error": float(ape.get_statistic(stat.mean)),
+        "max_error": float(ape.get_statistic(stat.max)),
+        "final_error": float(ape.error[-1]),
+        "ate_rmse_aligned": float(_ape(reference, aligned).get_statistic(stat.rmse)),
+        "rpe_rmse": float(rpe.get_statistic(stat.rmse)),
+    }
+
+
+def errors_over_time(truth: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """(T,) Euclidean error per step, world units."""
+    return np.linalg.norm(estimate - truth, axis=1)

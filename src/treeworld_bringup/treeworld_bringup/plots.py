@@ -1,0 +1,107 @@
+"""Pictures of a run: the world and paths, error and loss over time, the belief animation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+
+from treeworld_bringup.evaluation import errors_over_time  # noqa: E402
+from treeworld_bringup.recording import Recording, Scene  # noqa: E402
+
+
+def _draw_trees(ax, scene: Scene) -> None:
+    edible = ~scene.tree_poisonous
+    ax.scatter(*scene.tree_positions[edible].T, c="tab:green", marker="o", s=40,
+               edgecolors="k", linewidths=0.5, label="edible tree", zorder=3)
+    ax.scatter(*scene.tree_positions[~edible].T, c="tab:red", marker="X", s=50,
+               label="poisonous tree", zorder=3)
+
+
+def plot_world(path: Path, recording: Recording, scene: Scene, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(9, 7))
+    _draw_trees(ax, scene)
+    truth = recording.true_positions
+    ax.plot(*truth.T, color="tab:blue", lw=1.2, label="true path")
+    if recording.estimates is not None:
+        ax.plot(*recording.estimates.T, color="tab:orange", lw=1.2, ls="--",
+                label="estimate (belief mean)")
+    ax.plot(*truth[0], "ks", ms=8, label="start")
+    ax.plot(*truth[-1], "k*", ms=14, label="end")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (world units)")
+    ax.set_ylabel("y (world units)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_error(path: Path, recording: Recording, cell_size: float, title: str,
+               baseline: Recording | None = None) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    steps = np.arange(recording.steps)
+    ax.plot(steps, errors_over_time(recording.true_positions, recording.estimates),
+            label="TEM belief mean")
+    if baseline is not None:
+        ax.plot(np.arange(baseline.steps),
+                errors_over_time(baseline.true_positions, baseline.estimates),
+                label="dead reckoning", alpha=0.8)
+    ax.axhline(cell_size, color="gray", ls=":", label=f"one cell ({cell_size:g})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("position error (world units)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_loss(path: Path, recording: Recording, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(np.arange(recording.steps), recording.losses, lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("TEM loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -> None:
+    """GIF of the belief (each frame scaled to its own peak), origin at the bottom left, with
+    the true position and the trees on top."""
+    frames = recording.belief_frames
+    half = recording.grid_extent / 2
+    stride = recording.belief_stride
+    fig, ax = plt.subplots(figsize=(5, 5))
+    image = ax.imshow(frames[0], extent=[-half, half, -half, half], origin="lower",
+                      cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
+    _draw_trees(ax, scene)
+    agent, = ax.plot([], [], "o", color="white", mec="red", mew=2, ms=7, label="true position")
+    ax.set_xlim(-half, half)
+    ax.set_ylim(-half, half)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(loc="upper right", fontsize=7)
+
+    def update(index: int):
+        frame = frames[index]
+        image.set_data(frame / max(float(frame.max()), 1e-30))
+        step = index * stride
+        agent.set_data([recording.true_positions[step, 0]], [recording.true_positions[step, 1]])
+        ax.set_title(f"{title}: belief at step {step}", fontsize=9)
+        return image, agent
+
+    animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    animation.save(str(path), writer=PillowWriter(fps=15), dpi=70)
+    plt.close(fig)

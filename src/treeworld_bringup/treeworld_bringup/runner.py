@@ -1,0 +1,81 @@
+"""Run Tree World in-process, no ROS: world, controller and an optional localizer in a loop.
+
+The loop is the contract the ROS graph reproduces: at each step the world senses (and may
+eat), the localizer is told the odometry displacement since the last step and the smell,
+then the controller's displacement moves the agent.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from spiral_controller import make_controller
+from tem_localizer import Localizer
+from treeworld_bringup.recording import Recording, Scene
+from treeworld_bringup.settings import Settings
+from treeworld_sim import TreeWorld
+
+
+def scene_of(world: TreeWorld) -> Scene:
+    labels = [f"{name} ({kind})" for name, kind in zip(world.tree_names, world.tree_types)]
+    return Scene(world.tree_positions.copy(), world.tree_poisonous.copy(), labels)
+
+
+def world_summary(world: TreeWorld) -> dict:
+    return {
+        "total_movement": world.total_movement,
+        "final_distance_from_origin": float(np.hypot(*world.position)),
+        "health": world.health,
+        "fruit_eaten": world.fruit_eaten,
+        "poisonous_fruit_eaten": world.poisonous_fruit_eaten,
+    }
+
+
+def localizer_summary(localizer: Localizer) -> dict:
+    counters = localizer.counters
+    return {"skipped": dict(counters.skipped), "skipped_total": sum(counters.skipped.values()),
+            "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
+
+
+def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
+        progress: bool = True) -> tuple[Recording, Scene]:
+    """Run ``settings.world.steps`` steps. ``belief_stride`` > 0 keeps every n-th belief."""
+    world = TreeWorld(settings.world)
+    controller = make_controller(settings.controller)
+    localizer = Localizer(settings.localizer) if use_localizer else None
+    steps, period = settings.world.steps, settings.world.step_period
+    true_positions = np.zeros((steps, 2))
+    estimates = np.zeros((steps, 2)) if localizer else None
+    losses = np.full(steps, np.nan) if localizer else None
+    frames = []
+    last_odometry = world.odometry_position.copy()
+    started = time.perf_counter()
+    done = 0
+    for step in tqdm(range(steps), desc="steps", unit="step", disable=not progress,
+                     mininterval=0.5):
+        if not world.alive:
+            break
+        record = world.observe()
+        true_positions[step] = record.position
+        if localizer is not None:
+            estimate = localizer.step(record.odometry_position - last_odometry, record.smell)
+            last_odometry = record.odometry_position
+            estimates[step], losses[step] = estimate.mean, estimate.loss
+            if belief_stride and estimate.belief is not None and step % belief_stride == 0:
+                frames.append(estimate.belief.float().cpu().numpy())
+        world.move(*controller(step))
+        done += 1
+    elapsed = time.perf_counter() - started
+    summary = world_summary(world) | {"elapsed_seconds": elapsed,
+                                      "steps_per_second": done / max(elapsed, 1e-9)}
+    if localizer is not None:
+        summary |= localizer_summary(localizer)
+    recording = Recording(
+        timestamps=np.arange(done) * period, true_positions=true_positions[:done],
+        estimates=None if estimates is None else estimates[:done],
+        losses=None if losses is None else losses[:done],
+        belief_frames=np.stack(frames) if frames else None, belief_stride=belief_stride or 4,
+        grid_extent=settings.localizer.extent, summary=summary)
+    return recording, scene_of(world)

@@ -1,0 +1,54 @@
+"""Declare a configuration section as read-only ROS 2 parameters with honest descriptors."""
+from __future__ import annotations
+
+import dataclasses
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+
+from treeworld_schema.schema import ConfigError, Section, section_from_mapping
+
+_INT_BOUND = 2**62
+
+
+def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
+    meta = field.metadata
+    descriptor = ParameterDescriptor(description=meta["description"], read_only=True)
+    constraints = []
+    if meta["choices"]:
+        constraints.append("one of: " + ", ".join(meta["choices"]))
+    if meta["odd"]:
+        constraints.append("odd")
+    if meta["low_exclusive"]:
+        constraints.append(f"> {meta['low']}")
+    descriptor.additional_constraints = "; ".join(constraints)
+    low, high = meta["low"], meta["high"]
+    if low is None and high is None:
+        return descriptor
+    if isinstance(field.default, bool):
+        return descriptor
+    if isinstance(field.default, int):
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(low) if low is not None else -_INT_BOUND,
+            to_value=int(high) if high is not None else _INT_BOUND, step=0)]
+    else:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(low) if low is not None else -float("inf"),
+            to_value=float(high) if high is not None else float("inf"), step=0.0)]
+    return descriptor
+
+
+def declare_section(node: Node, cls: type[Section]) -> Section:
+    """Declare every field of ``cls`` on ``node`` and return the validated section.
+
+    Raises ConfigError (one line naming the parameter) for a wrong type or value.
+    """
+    values = {}
+    for field in dataclasses.fields(cls):
+        try:
+            parameter = node.declare_parameter(field.name, field.default, _descriptor(field))
+        except ParameterException as error:
+            raise ConfigError(f"{node.get_name()}.{field.name}: {error}") from None
+        values[field.name] = parameter.value
+    return section_from_mapping(cls, values, node.get_name())

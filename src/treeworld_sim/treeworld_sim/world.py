@@ -1,0 +1,130 @@
+"""The Tree World simulator: trees with fruit, an agent with health, and its smell (SPEC 2).
+
+One seeded ``numpy.random.Generator`` makes every random draw, so the same seed gives the same
+world, the same run and the same odometry noise. Each step is ``observe()`` (sense, maybe eat)
+then ``move(displacement, heading)``; the agent moves exactly, while the odometry it reports
+carries the configured noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from treeworld_sim.config import WorldConfig
+from treeworld_sim.embeddings import WordEmbedding, make_embedding
+from treeworld_sim.sensors import FRUIT_COUNT_WORDS, DirectionalSensor, SimpleSensor
+
+EDIBLE_FRUITS = ("apple", "banana", "cherry", "date", "elderberry", "fig", "mango", "nectarine",
+                 "orange", "papaya", "pear", "plum")
+POISON_FRUITS = ("manchineel", "nightshade", "strychnine fruit", "desert rose")
+TREE_NAMES = ("Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy",
+              "Juniper", "Kapok", "Linden", "Maple", "Nutmeg", "Oak", "Poplar", "Quince",
+              "Rowan", "Spruce", "Teak", "Umbrella", "Viburnum", "Willow", "Yew", "Zelkova")
+START_HEADING = np.array([1.0, 1.0]) / math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened at one step, before the agent moved. Positions in world units."""
+
+    step: int
+    position: np.ndarray            # (2,) true position
+    heading: np.ndarray             # (2,) unit vector
+    odometry_position: np.ndarray   # (2,) integrated measured displacements (noisy)
+    smell: np.ndarray               # (D,) float64
+    closest_tree: int
+    closest_distance: float
+    health: float
+    ate: bool
+
+
+class TreeWorld:
+    """A world of ``num_trees`` trees and one agent. See WorldConfig for every setting."""
+
+    def __init__(self, config: WorldConfig, embedding: WordEmbedding | None = None):
+        self.config = config
+        self.generator = np.random.default_rng(config.seed)
+        self.embedding = embedding or make_embedding(config.embedding_backend,
+                                                     config.sensory_embedding_dim)
+        n = config.num_trees
+        spread = config.tree_spacing * config.dim
+        self.tree_positions = self.generator.normal(0.0, spread, size=(n, 2))   # (N, 2)
+        self.tree_poisonous = self.generator.random(n) < config.poisonous_probability
+        self.tree_types = [str(self.generator.choice(POISON_FRUITS if poison else EDIBLE_FRUITS))
+                           for poison in self.tree_poisonous]
+        self.tree_names = [f"{TREE_NAMES[i % len(TREE_NAMES)]} {i // len(TREE_NAMES) + 1}"
+                           for i in self.generator.permutation(n)]
+        self.tree_embeddings = np.stack([                                          # (N, D)
+            self.embedding(kind) + self.embedding(name)
+            for kind, name in zip(self.tree_types, self.tree_names)])
+        fruit_count_vectors = (np.stack([self.embedding(w) for w in FRUIT_COUNT_WORDS])
+                               if config.smell_includes_fruit_count else None)
+        sensor_class = DirectionalSensor if config.sensor == "directional" else SimpleSensor
+        self.sensor = sensor_class(config.max_sense_distance, config.can_see_fruit_distance,
+                                   fruit_count_vectors)
+        self.reset()
+
+    @property
+    def smell_dim(self) -> int:
+        return self.tree_embeddings.shape[1]
+
+    def reset(self) -> None:
+        """Agent back to the origin, heading (1,1)/sqrt(2), full health; all trees refilled."""
+        self.step_index = 0
+        self.position = np.zeros(2)
+        self.heading = START_HEADING.copy()
+        self.odometry_position = np.zeros(2)
+        self.health = float(self.config.max_health)
+        self.fruit = np.full(self.config.num_trees, self.config.max_fruit, dtype=np.int64)
+        self.total_movement = 0.0
+        self.fruit_eaten = 0
+        self.poisonous_fruit_eaten = 0
+
+    @property
+    def alive(self) -> bool:
+        return not self.config.allow_death or self.health > 0
+
+    def observe(self) -> StepRecord:
+        """Sense at the current position, then eat from the closest tree if near enough."""
+        if self.step_index > 0 and self.step_index % self.config.regrow_every == 0:
+            self.fruit[:] = self.config.max_fruit
+        smell = self.sensor.sense(self.position, self.heading, self.tree_positions,
+                                  self.tree_embeddings, self.fruit)
+        ate = self._maybe_eat()
+        return StepRecord(self.step_index, self.position.copy(), self.heading.copy(),
+                          self.odometry_position.copy(), smell.vector, smell.closest_tree,
+                          smell.closest_distance, self.health, ate)
+
+    def _maybe_eat(self) -> bool:
+        distances = np.linalg.norm(self.tree_positions - self.position, axis=1)
+        tree = int(np.argmin(distances))
+        if distances[tree] >= self.config.eat_distance or self.fruit[tree] == 0:
+            return False
+        self.fruit[tree] -= 1
+        self.fruit_eaten += 1
+        if self.tree_poisonous[tree]:
+            self.poisonous_fruit_eaten += 1
+            self.health -= self.config.fruit_health_increase
+        else:
+            self.health = min(self.health + self.config.fruit_health_increase,
+                              self.config.max_health)
+        return True
+
+    def move(self, displacement: np.ndarray, heading: np.ndarray) -> np.ndarray:
+        """Move exactly by ``displacement`` (world units); return what odometry measured."""
+        displacement = np.asarray(displacement, dtype=np.float64)
+        distance = float(np.hypot(displacement[0], displacement[1]))
+        self.health -= self.config.move_cost if distance > 0 else self.config.rest_cost
+        self.position = self.position + displacement
+        heading_norm = float(np.hypot(heading[0], heading[1]))
+        if heading_norm > 0:
+            self.heading = np.asarray(heading, dtype=np.float64) / heading_norm
+        self.total_movement += distance
+        measured = displacement
+        if self.config.odometry_noise > 0:
+            measured = displacement + self.generator.normal(0.0, self.config.odometry_noise, 2)
+        self.odometry_position = self.odometry_position + measured
+        self.step_index += 1
+        return measured
