@@ -41,8 +41,9 @@ class LocalizerConfig:
     train_every: int = setting(100, "Optimizer step every this many steps (when the model has "
                                "parameters)", low=1)
     learning_rate: float = setting(1e-3, "Adam learning rate", low=0.0, low_exclusive=True)
-    lost_mass: float = setting(1e-6, "Below this belief mass left on the grid the localizer "
-                               "is lost and restarts around its dead-reckoned position",
+    lost_mass: float = setting(1e-3, "When less than this share of the belief stays on the "
+                               "grid after path integration, the localizer is lost and "
+                               "restarts around its dead-reckoned position",
                                low=0.0, high=1.0)
     device: str = setting("auto", "auto (CUDA when present) | cpu | cuda",
                           choices=("auto", "cpu", "cuda"))

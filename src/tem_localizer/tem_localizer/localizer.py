@@ -107,8 +107,9 @@ class Localizer:
             return LocalizerStep(self.dead_reckoned.copy(), np.zeros((2, 2)), None, loss, lost,
                                  skipped)
         summary = self.grid.summarize(self.belief)
-        return LocalizerStep(summary.mean[0].double().cpu().numpy(),
-                             summary.covariance[0].double().cpu().numpy(), self.belief[0],
+        return LocalizerStep(summary.mean[0].detach().double().cpu().numpy(),
+                             summary.covariance[0].detach().double().cpu().numpy(),
+                             self.belief[0].detach(),
                              loss, lost, skipped)
 
     def step(self, action, smell) -> LocalizerStep:
@@ -132,7 +133,7 @@ class Localizer:
         self.counters.steps += 1
         self.dead_reckoned = self.dead_reckoned + action
         if self.model is None:
-            return self._estimate(loss=0.0, lost=False, skipped=None)
+            return self._estimate(loss=float("nan"), lost=False, skipped=None)
         return self._model_step(action, smell)
 
     def _model_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
@@ -143,8 +144,9 @@ class Localizer:
         lost = bool(result.inferred_mass[0] < self.config.lost_mass)
         if lost:
             self.counters.lost += 1
-            log.warning("belief left the grid; restarting it around the dead-reckoned position "
-                        "(%.1f, %.1f)", *self.dead_reckoned)
+            self._warn_once("lost", "belief left the grid; restarting it around the "
+                            f"dead-reckoned position ({self.dead_reckoned[0]:.1f}, "
+                            f"{self.dead_reckoned[1]:.1f}) (counted as 'lost')")
             centre = torch.as_tensor(self.dead_reckoned, dtype=torch.float32,
                                      device=self.device)[None]
             half = self.config.extent / 2
@@ -155,7 +157,7 @@ class Localizer:
             self.pending_losses.append(result.loss.sum())
             if len(self.pending_losses) >= self.config.train_every:
                 self.train()
-        return self._estimate(float(result.loss[0]), lost, None)
+        return self._estimate(float(result.loss[0].detach()), lost, None)
 
     def train(self) -> None:
         """One optimizer step on the losses since the last one; cut the memory from the graph."""

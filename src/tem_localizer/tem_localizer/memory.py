@@ -56,6 +56,11 @@ class LocationBeliefMemory:
         """Append one pair per agent: belief (B, S, S), smell (B, D)."""
         if self.length == self.beliefs.shape[1]:
             self._grow()
+        if torch.is_grad_enabled() and (belief.requires_grad or smell.requires_grad):
+            # earlier reads in this training window saved the stores for backward: write
+            # into copies so those saved tensors stay as they were
+            self.beliefs, self.smells = self.beliefs.clone(), self.smells.clone()
+            self.valid = self.valid.clone()
         self.beliefs[:, self.length] = belief.reshape(self.batch_size, -1)
         self.smells[:, self.length] = smell
         self.valid[:, self.length] = True

@@ -1,0 +1,42 @@
+# Two commands: `make demo` (the main job) and `make test` (the tests).
+# Both create .venv on a fresh machine and are quick when it is already there.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PACKAGES := treeworld_schema treeworld_sim spiral_controller tem_localizer treeworld_bringup
+PACKAGE_FILES := $(foreach p,$(PACKAGES),src/$(p)/setup.py src/$(p)/package.xml)
+
+# Fast DDS discovery stays on this machine; plots render headless.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export MPLBACKEND := Agg
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv test demo bench experiments clean
+
+$(INSTALLED): requirements.txt $(PACKAGE_FILES)
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation $(foreach p,$(PACKAGES),-e src/$(p))
+	touch $@
+
+venv: $(INSTALLED)
+
+test: $(INSTALLED)
+	$(PYTHON) -m pytest src
+
+demo: $(INSTALLED)
+	$(VENV)/bin/treeworld run --controller spiral --steps 1000 --no-memory --gif --out runs/demo
+
+experiments: $(INSTALLED)
+	for name in spiral-memory spiral-no-memory circle-memory circle-noise \
+		spiral-memory-affinity circle-memory-affinity; do \
+		$(VENV)/bin/treeworld experiment $$name --out docs/experiments/$$name || exit 1; \
+	done
+
+bench: $(INSTALLED)
+	$(PYTHON) scripts/bench_simulator.py
+	$(PYTHON) scripts/bench_localizer.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,123 @@
+"""The treeworld command end to end, in-process (``main(argv)``) and as the console script."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from treeworld_bringup.cli import main
+from treeworld_bringup.evaluation import read_tum
+
+TREEWORLD = str(Path(sys.executable).with_name("treeworld"))
+
+
+def run_ok(argv, capsys=None):
+    assert main(argv) == 0
+    out = Path(argv[argv.index("--out") + 1])
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("controller, movement, final", [
+    ("spiral", 7863.29, 250.0), ("circle", 6282.15, 0.0)])
+def test_seed_figures(tmp_path, controller, movement, final):
+    metrics = run_ok(["run", "--controller", controller, "--steps", "1000", "--localizer",
+                      "none", "--out", str(tmp_path / "out")])
+    assert round(metrics["total_movement"], 2) == movement
+    assert metrics["final_distance_from_origin"] == pytest.approx(final, abs=1e-6)
+    assert metrics["steps"] == 1000 and metrics["steps_per_second"] > 0
+    for key in ("health", "fruit_eaten", "poisonous_fruit_eaten"):
+        assert key in metrics
+    times, positions = read_tum(tmp_path / "out" / "ground_truth.tum")
+    assert len(times) == 1000 and times[1] == pytest.approx(0.1)
+    assert (tmp_path / "out" / "world.png").stat().st_size > 10_000
+
+
+def test_same_seed_same_run_other_seed_other_world(tmp_path):
+    def once(name, seed):
+        metrics = run_ok(["run", "--controller", "random", "--steps", "150", "--seed",
+                          str(seed), "--action-noise", "0.5", "--out", str(tmp_path / name)])
+        return metrics, (tmp_path / name / "ground_truth.tum").read_text(), \
+            (tmp_path / name / "estimate.tum").read_text()
+
+    first, second, other = once("a", 3), once("b", 3), once("c", 4)
+    assert first[1:] == second[1:]
+    timing = {"elapsed_seconds", "steps_per_second"}
+    strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
+    assert strip(first[0]) == strip(second[0])
+    assert first[1] != other[1]
+    assert first[0]["ate_rmse"] > 0
+
+
+def test_localizer_metrics_and_estimate_file(tmp_path):
+    metrics = run_ok(["run", "--steps", "200", "--no-memory", "--out", str(tmp_path / "o")])
+    for key in ("ate_rmse", "mean_error", "max_error", "final_error", "mean_loss",
+                "skipped_total", "lost_count", "ate_rmse_aligned", "rpe_rmse"):
+        assert key in metrics
+    assert metrics["max_error"] < 10.0
+    truth_t, _ = read_tum(tmp_path / "o" / "ground_truth.tum")
+    estimate_t, estimate = read_tum(tmp_path / "o" / "estimate.tum")
+    np.testing.assert_array_equal(truth_t, estimate_t)
+
+
+def test_dead_reckoning_baseline_drifts_with_noise(tmp_path):
+    exact = run_ok(["run", "--steps", "300", "--localizer", "deadreckoning",
+                    "--out", str(tmp_path / "exact")])
+    noisy = run_ok(["run", "--steps", "300", "--localizer", "deadreckoning",
+                    "--action-noise", "1.0", "--out", str(tmp_path / "noisy")])
+    assert exact["ate_rmse"] < 1e-9 and noisy["ate_rmse"] > 1.0
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+BAD_INPUTS = {
+    "even grid size": (lambda d: ["--config", write(d / "c.yaml",
+                       "tem_localizer:\n  ros__parameters:\n    grid_size: 100\n")],
+                       "tem_localizer.grid_size: must be odd"),
+    "negative extent": (lambda d: ["--config", write(d / "c.yaml",
+                        "tem_localizer:\n  ros__parameters:\n    extent: -5.0\n")],
+                        "tem_localizer.extent: must be > 0.0"),
+    "unknown field": (lambda d: ["--config", write(d / "c.yaml",
+                      "treeworld_sim:\n  ros__parameters:\n    trees: 5\n")],
+                      "treeworld_sim.trees: unknown setting"),
+    "not yaml": (lambda d: ["--config", write(d / "c.yaml", "a: [\n")], "not valid YAML"),
+    "missing config": (lambda d: ["--config", str(d / "nope.yaml")], "cannot read config"),
+    "unknown controller": (lambda d: ["--controller", "zigzag"],
+                           "spiral_controller.controller: 'zigzag' is not one of"),
+    "unreadable path": (lambda d: ["--controller", f"path:{d / 'none.tum'}"],
+                        "cannot read path file"),
+    "NaN in path": (lambda d: ["--controller", "path:" + write(d / "p.csv", "0,0,0\n1,nan,2\n")],
+                    "p.csv:2: NaN or infinite"),
+    "zero steps": (lambda d: ["--steps", "0"], "treeworld_sim.steps: must be >= 1"),
+    "negative steps": (lambda d: ["--steps", "-5"], "treeworld_sim.steps: must be >= 1"),
+    "negative noise": (lambda d: ["--action-noise", "-1"],
+                       "treeworld_sim.odometry_noise: must be >= 0.0"),
+    "steps not a number": (lambda d: ["--steps", "many"], "invalid int value"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
+    make_args, message = BAD_INPUTS[case]
+    out = tmp_path / "out"
+    code = main(["run", *make_args(tmp_path), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("treeworld: error:")
+    assert message in lines[0]
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_console_script_exit_status(tmp_path):
+    result = subprocess.run([TREEWORLD, "run", "--steps", "0", "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("treeworld: error: treeworld_sim.steps: must be >= 1, "
+                                     "got 0")

@@ -1,0 +1,31 @@
+"""The seed's experiments reproduce its observations (SPEC section 8)."""
+import json
+
+import pytest
+from PIL import Image
+
+from treeworld_bringup.experiments import run_experiment
+
+
+def test_spiral_without_memory_tracks_within_a_cell(tmp_path):
+    metrics = run_experiment("spiral-no-memory", tmp_path / "e", device="cpu", progress=False)
+    assert metrics["max_error"] <= 10.0
+    loss = metrics["last99_loss"]             # the seed: min 0.0028, mean 0.085, max 0.25
+    assert 3e-4 < loss["min"] < 0.03 and 0.01 < loss["mean"] < 0.9 and loss["max"] < 2.5
+    gif = Image.open(tmp_path / "e" / "belief.gif")
+    assert gif.n_frames == 250                # every 4th of 1000 steps
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert saved["ate_rmse"] == pytest.approx(metrics["ate_rmse"])
+
+
+def test_spiral_with_memory_stays_near_the_origin(tmp_path):
+    metrics = run_experiment("spiral-memory", tmp_path / "e", device="cpu", progress=False)
+    assert metrics["final_distance_from_origin"] == pytest.approx(250.0)
+    assert metrics["final_error"] > 100.0     # the belief was left behind
+    assert metrics["deadreckoning_ate_rmse"] < 1e-9
+
+
+def test_circle_with_noise_drifts_like_dead_reckoning(tmp_path):
+    metrics = run_experiment("circle-noise", tmp_path / "e", device="cpu", progress=False)
+    assert metrics["deadreckoning_final_error"] > 10.0
+    assert metrics["final_error"] > 10.0      # the memory does not repair the offset
