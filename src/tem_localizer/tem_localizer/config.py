@@ -48,3 +48,8 @@ class LocalizerConfig:
     device: str = setting("auto", "auto (CUDA when present) | cpu | cuda",
                           choices=("auto", "cpu", "cuda"))
     seed: int = setting(0, "Seed of memory sampling", low=0)
+    action_source: str = setting(
+        "odom", "ROS node: odom (displacement between consecutive /odom poses) or cmd_vel "
+        "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))
+    odom_frame: str = setting("odom", "ROS node: expected frame_id of /odom")
+    smell_frame: str = setting("map", "ROS node: expected frame_id of /smell")

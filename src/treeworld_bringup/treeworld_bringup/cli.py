@@ -13,7 +13,10 @@ from pathlib import Path
 from spiral_controller import PathFileError
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
+import numpy as np
+
 from treeworld_bringup.experiments import EXPERIMENTS, run_experiment
+from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.outputs import write_report
 from treeworld_bringup.runner import run
 from treeworld_bringup.settings import Settings, load_settings
@@ -92,6 +95,23 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_launch(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    recording, scene, info = launch_graph(settings, use_localizer=args.localizer != "none",
+                                          belief_stride=4 if args.gif else 0)
+    extra = {"launch": {"node_pids": info["pids"]}}
+    if info["latencies_ms"]:
+        latencies = np.asarray(info["latencies_ms"])
+        extra["launch"]["localizer_step_latency_ms"] = {
+            f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
+        } | {"max": float(latencies.max())}
+    cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
+    metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
+                           cell_size, extra_metrics=extra, gif=args.gif)
+    print_summary(metrics, args.out)
+    return 0
+
+
 def command_experiment(args: argparse.Namespace) -> int:
     metrics = run_experiment(args.name, args.out, seed=args.seed, device=args.device)
     print(f"{args.name}: {EXPERIMENTS[args.name].seed_observation}")
@@ -107,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run_parser)
     run_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
     run_parser.set_defaults(handler=command_run)
+
+    launch = commands.add_parser("launch", help="run the three-node ROS 2 graph over DDS")
+    add_run_options(launch)
+    launch.add_argument("--gif", action="store_true", help="also write belief.gif")
+    launch.set_defaults(handler=command_launch)
 
     experiment = commands.add_parser("experiment", help="one of the seed's experiments")
     experiment.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -125,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, PathFileError, DeviceUnavailable) as error:
         print(f"treeworld: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except (NodeDied, GraphStalled) as error:
+        print(f"treeworld: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("treeworld: interrupted", file=sys.stderr)
         return 130

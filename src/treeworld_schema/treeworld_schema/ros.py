@@ -1,10 +1,15 @@
-"""Declare a configuration section as read-only ROS 2 parameters with honest descriptors."""
+"""Declare a configuration section as read-only ROS 2 parameters with honest descriptors,
+and the standard main of a Tree World node."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+from typing import Callable
 
+import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from treeworld_schema.schema import ConfigError, Section, section_from_mapping
@@ -14,7 +19,9 @@ _INT_BOUND = 2**62
 
 def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
     meta = field.metadata
-    descriptor = ParameterDescriptor(description=meta["description"], read_only=True)
+    # dynamic typing lets a YAML "1000" reach a float setting; the schema checks the type
+    descriptor = ParameterDescriptor(description=meta["description"], read_only=True,
+                                     dynamic_typing=True)
     constraints = []
     if meta["choices"]:
         constraints.append("one of: " + ", ".join(meta["choices"]))
@@ -52,3 +59,29 @@ def declare_section(node: Node, cls: type[Section]) -> Section:
             raise ConfigError(f"{node.get_name()}.{field.name}: {error}") from None
         values[field.name] = parameter.value
     return section_from_mapping(cls, values, node.get_name())
+
+
+def run_node(make_node: Callable[[], Node], name: str,
+             startup_errors: tuple[type[Exception], ...] = (),
+             args: list[str] | None = None) -> int:
+    """The standard node main: init, build, spin until Ctrl-C or shutdown, clean up.
+
+    A bad parameter (ConfigError or one of ``startup_errors`` raised while building the node)
+    is one line on stderr and exit status 2.
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (ConfigError, *startup_errors) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

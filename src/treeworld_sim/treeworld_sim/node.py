@@ -1,0 +1,173 @@
+"""ROS 2 node ``treeworld_sim``: owns the world, is the clock, publishes what the agent senses.
+
+Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
+/treeworld/health; then it moves the agent by the /cmd_vel stamped t (lockstep) or by the latest
+command at rate_hz (real time).
+"""
+from __future__ import annotations
+
+import array
+import math
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32
+from visualization_msgs.msg import Marker, MarkerArray
+
+from treeworld_schema import interface as io
+from treeworld_schema.ros import declare_section, run_node
+from treeworld_sim.config import WorldConfig
+from treeworld_sim.world import StepRecord, TreeWorld
+
+
+def yaw_quaternion(pose, heading: np.ndarray) -> None:
+    yaw = math.atan2(heading[1], heading[0])
+    pose.orientation.z, pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+
+
+def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarray,
+                     velocity: np.ndarray) -> Odometry:
+    message = Odometry()
+    message.header.stamp, message.header.frame_id = stamp, frame
+    message.child_frame_id = io.BASE_FRAME
+    message.pose.pose.position.x, message.pose.pose.position.y = map(float, position)
+    yaw_quaternion(message.pose.pose, heading)
+    message.twist.twist.linear.x, message.twist.twist.linear.y = map(float, velocity)
+    return message
+
+
+def tree_markers(world: TreeWorld, stamp) -> MarkerArray:
+    markers = MarkerArray()
+    for index, (position, poisonous) in enumerate(zip(world.tree_positions,
+                                                      world.tree_poisonous)):
+        for kind in (Marker.CYLINDER, Marker.TEXT_VIEW_FACING):
+            marker = Marker()
+            marker.header.stamp, marker.header.frame_id = stamp, io.MAP_FRAME
+            marker.ns = "trees" if kind == Marker.CYLINDER else "tree_labels"
+            marker.id, marker.type, marker.action = index, kind, Marker.ADD
+            marker.pose.position.x, marker.pose.position.y = map(float, position)
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = marker.scale.y = marker.scale.z = 12.0
+            marker.color.r, marker.color.g = (0.9, 0.1) if poisonous else (0.1, 0.8)
+            marker.color.b, marker.color.a = 0.1, 1.0
+            if kind == Marker.TEXT_VIEW_FACING:
+                marker.pose.position.z = 15.0
+                marker.text = f"{world.tree_names[index]} ({world.tree_types[index]})"
+                marker.color.r = marker.color.g = marker.color.b = 1.0
+            markers.markers.append(marker)
+    return markers
+
+
+class TreeWorldSimNode(Node):
+    def __init__(self):
+        super().__init__("treeworld_sim")
+        self.config = declare_section(self, WorldConfig)
+        self.world = TreeWorld(self.config)
+        self.period = self.config.step_period
+        self.heading_angle = math.atan2(self.world.heading[1], self.world.heading[0])
+        self.rejected_commands = 0
+        qos = io.step_qos()
+        self.clock_publisher = self.create_publisher(Clock, io.CLOCK, qos)
+        self.smell_publisher = self.create_publisher(Image, io.SMELL, qos)
+        self.odom_publisher = self.create_publisher(Odometry, io.ODOM, qos)
+        self.truth_publisher = self.create_publisher(Odometry, io.GROUND_TRUTH, qos)
+        self.health_publisher = self.create_publisher(Float32, io.HEALTH, qos)
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
+        self.create_publisher(MarkerArray, io.TREES, io.latest_qos()).publish(
+            tree_markers(self.world, io.step_stamp(0, self.period)))
+        self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
+        self.latest_command: TwistStamped | None = None
+        self.last_measured = np.zeros(2)
+        self.finished = False
+        self.get_logger().info(
+            f"{self.config.num_trees} trees, seed {self.config.seed}, {self.config.steps} steps, "
+            f"{'lockstep' if self.config.lockstep else f'{self.config.rate_hz} Hz'}")
+        self.publish_observation()
+        if not self.config.lockstep:
+            self.create_timer(1.0 / self.config.rate_hz, self.on_timer)
+
+    def publish_observation(self) -> StepRecord:
+        record = self.world.observe()
+        stamp = io.step_stamp(record.step, self.period)
+        self.clock_publisher.publish(Clock(clock=stamp))
+        smell = Image(height=1, width=record.smell.size, encoding=io.SMELL_ENCODING,
+                      is_bigendian=0, step=4 * record.smell.size)
+        smell.header.stamp, smell.header.frame_id = stamp, io.MAP_FRAME
+        smell.data = array.array("B", record.smell.astype(np.float32).tobytes())
+        self.smell_publisher.publish(smell)
+        velocity = self.last_measured / self.period
+        self.odom_publisher.publish(odometry_message(
+            stamp, io.ODOM_FRAME, record.odometry_position, record.heading, velocity))
+        self.truth_publisher.publish(odometry_message(
+            stamp, io.MAP_FRAME, record.position, record.heading, velocity))
+        self.health_publisher.publish(Float32(data=float(record.health)))
+        return record
+
+    def on_command(self, message: TwistStamped) -> None:
+        if self.finished:
+            return
+        if self.config.lockstep:
+            if io.step_of(message.header.stamp, self.period) == self.world.step_index:
+                self.advance(message)
+        else:
+            self.latest_command = message
+
+    def on_timer(self) -> None:
+        if not self.finished:
+            self.advance(self.latest_command)
+
+    def advance(self, command: TwistStamped | None) -> None:
+        """Move by ``command`` (rest when None or not finite), then sense the next step."""
+        velocity, turn_rate = np.zeros(2), 0.0
+        if command is not None:
+            twist = command.twist
+            values = np.array([twist.linear.x, twist.linear.y, twist.angular.z])
+            if np.isfinite(values).all():
+                velocity, turn_rate = values[:2], float(values[2])
+            else:
+                self.rejected_commands += 1
+                self.get_logger().warning(
+                    "ignoring a /cmd_vel with NaN or inf; resting this step "
+                    f"({self.rejected_commands} so far)", throttle_duration_sec=5.0)
+        self.heading_angle += turn_rate * self.period
+        heading = np.array([math.cos(self.heading_angle), math.sin(self.heading_angle)])
+        self.last_measured = self.world.move(velocity * self.period, heading)
+        if self.world.step_index >= self.config.steps or not self.world.alive:
+            self.finish()
+            return
+        self.publish_observation()
+
+    def finish(self) -> None:
+        """Publish where the agent ended (stamped one step after the last observation) and the
+        run's totals on /diagnostics; then stop stepping."""
+        self.finished = True
+        world = self.world
+        stamp = io.step_stamp(world.step_index, self.period)
+        self.clock_publisher.publish(Clock(clock=stamp))
+        self.truth_publisher.publish(odometry_message(
+            stamp, io.MAP_FRAME, world.position, world.heading, self.last_measured / self.period))
+        totals = {"steps": world.step_index, "total_movement": repr(world.total_movement),
+                  "health": repr(world.health), "fruit_eaten": world.fruit_eaten,
+                  "poisonous_fruit_eaten": world.poisonous_fruit_eaten,
+                  "rejected_commands": self.rejected_commands}
+        status = DiagnosticStatus(name="treeworld_sim", level=DiagnosticStatus.OK,
+                                  message="run complete",
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in totals.items()])
+        diagnostics = DiagnosticArray(status=[status])
+        diagnostics.header.stamp = stamp
+        self.diagnostics_publisher.publish(diagnostics)
+        self.get_logger().info(f"run complete after {world.step_index} steps: total movement "
+                               f"{world.total_movement:.2f}")
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(TreeWorldSimNode, "treeworld_sim", args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
