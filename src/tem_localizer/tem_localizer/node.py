@@ -44,7 +44,7 @@ class TemLocalizerNode(Node):
             self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.pending: dict[int, dict] = {}       # stamp (ns) -> {"odom": ..., "smell": ...}
-        self.latest_command: TwistStamped | None = None
+        self.commands: dict[int, TwistStamped] = {}   # stamp (ns) -> command from that step
         self.path = Path()
         self.path.header.frame_id = io.MAP_FRAME
         self.restart_reference()
@@ -90,7 +90,9 @@ class TemLocalizerNode(Node):
         self.try_step(stamp)
 
     def on_command(self, message: TwistStamped) -> None:
-        self.latest_command = message
+        self.commands[io.stamp_nanoseconds(message.header.stamp)] = message
+        if self.pending:
+            self.try_step(min(self.pending))
 
     def reject(self, kind: str, message: str) -> None:
         self.localizer.reject(kind, message)
@@ -100,21 +102,28 @@ class TemLocalizerNode(Node):
     def action(self, stamp: int, odom: Odometry | None) -> tuple[np.ndarray, np.ndarray | None]:
         """(displacement since the last used step, the odometry position to remember)."""
         if self.config.action_source == "cmd_vel":
-            if self.latest_command is None or self.last_stamp < 0:
+            if self.last_stamp < 0:
                 return np.zeros(2), None
-            seconds = (stamp - self.last_stamp) * 1e-9
-            linear = self.latest_command.twist.linear
-            return np.array([linear.x, linear.y]) * seconds, None
+            linear = self.commands[self.last_stamp].twist.linear
+            return np.array([linear.x, linear.y]) * (stamp - self.last_stamp) * 1e-9, None
         position = np.array([odom.pose.pose.position.x, odom.pose.pose.position.y])
         # the first step (and the first after a reset) defines the belief's origin
         reference = self.last_position if self.last_position is not None else position
         return position - reference, position
 
+    def ready(self, entry: dict) -> bool:
+        """A step needs its smell and its odometry, or (action_source cmd_vel) the command
+        stamped with the previous step, which moved the agent since then."""
+        if "smell" not in entry:
+            return False
+        if self.config.action_source == "odom":
+            return "odom" in entry
+        return self.last_stamp < 0 or self.last_stamp in self.commands
+
     def try_step(self, stamp: int) -> None:
-        entry = self.pending[stamp]
-        needs_odom = self.config.action_source == "odom"
-        if "smell" not in entry or (needs_odom and "odom" not in entry):
+        if not self.ready(self.pending[stamp]):
             return
+        entry = self.pending[stamp]
         for older in [s for s in self.pending if s < stamp]:
             del self.pending[older]              # never completed: its partner was rejected
         del self.pending[stamp]
@@ -123,11 +132,14 @@ class TemLocalizerNode(Node):
         smell = np.frombuffer(entry["smell"].data, dtype=np.float32)
         result = self.localizer.step(action, smell)
         latency = time.perf_counter() - started
-        if result.skipped is None:
-            # a skipped step keeps the old reference, so its displacement is not lost
+        # A skipped step keeps the old odometry reference, so no displacement is lost. A
+        # commanded velocity is only good for its own interval: that step is used up either way.
+        if result.skipped is None or self.config.action_source == "cmd_vel":
             self.last_stamp = stamp
+            self.commands = {s: c for s, c in self.commands.items() if s >= stamp}
             if position is not None:
                 self.last_position = position
+        if result.skipped is None:
             self.publish_estimate(entry["smell"].header.stamp, result)
         self.publish_diagnostics(result, latency)
 
@@ -166,7 +178,7 @@ class TemLocalizerNode(Node):
             "steps": counters.steps,
             "memory_entries": len(memory) if memory is not None else 0,
             "memory_bytes": memory.nbytes if memory is not None else 0,
-            "loss": f"{result.loss:.6g}" if result is not None else "nan",
+            "loss": repr(result.loss) if result is not None else "nan",
             "skipped_total": sum(counters.skipped.values()),
             "lost": counters.lost,
             "clipped_actions": counters.clipped_actions,
@@ -186,6 +198,7 @@ class TemLocalizerNode(Node):
         self.localizer.reset()
         self.restart_reference()
         self.pending.clear()
+        self.commands.clear()
         self.path.poses = []
         response.success, response.message = True, "belief and memory reset"
         return response

@@ -138,6 +138,8 @@ class NodeProcesses:
                      str(parameter_file), "-p", "use_sim_time:=true"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=ros_environment(), start_new_session=True)
+            print(f"started {name} (pid {self.processes[name].pid}), log {self.logs[name]}",
+                  file=sys.stderr, flush=True)
 
     @property
     def pids(self) -> dict[str, int]:
@@ -212,7 +214,11 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
 def _complete(data: Gathered, steps: int, use_localizer: bool) -> bool:
     if len(data.truth) < steps + 1 or not data.sim_totals:
         return False
-    return not use_localizer or len(data.estimates) >= steps
+    if not use_localizer:
+        return True
+    # the step's diagnostics (its loss and latency) follow its estimate
+    return len(data.estimates) >= steps and \
+        int(data.localizer_counters.get("steps", 0)) >= steps
 
 
 def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_stride: int,

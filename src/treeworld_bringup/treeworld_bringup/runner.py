@@ -61,7 +61,8 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         true_positions[step] = record.position
         if localizer is not None:
             estimate = localizer.step(record.odometry_position - last_odometry, record.smell)
-            last_odometry = record.odometry_position
+            if estimate.skipped is None:     # a skipped step's displacement is kept for later
+                last_odometry = record.odometry_position
             estimates[step], losses[step] = estimate.mean, estimate.loss
             if belief_stride and estimate.belief is not None and step % belief_stride == 0:
                 frames.append(estimate.belief.float().cpu().numpy())

@@ -53,10 +53,14 @@ def declare_section(node: Node, cls: type[Section]) -> Section:
     """
     values = {}
     for field in dataclasses.fields(cls):
+        descriptor = _descriptor(field)
         try:
-            parameter = node.declare_parameter(field.name, field.default, _descriptor(field))
-        except ParameterException as error:
-            raise ConfigError(f"{node.get_name()}.{field.name}: {error}") from None
+            parameter = node.declare_parameter(field.name, field.default, descriptor)
+        except ParameterException:
+            # rclpy refused the value against the declared range: declare it without the
+            # range so the schema can name what is wrong in the project's own words
+            descriptor.integer_range, descriptor.floating_point_range = [], []
+            parameter = node.declare_parameter(field.name, field.default, descriptor)
         values[field.name] = parameter.value
     return section_from_mapping(cls, values, node.get_name())
 

@@ -1,0 +1,171 @@
+"""Each node on its own, fed bad messages and bad parameters over real DDS."""
+from __future__ import annotations
+
+import array
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseWithCovarianceStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from ros_support import private_domain, ros_context, wait_for
+from treeworld_bringup.launcher import NodeProcesses, ros_environment
+from treeworld_schema import interface as io
+
+SMELL_DIM = 8
+PERIOD = 0.1
+
+
+class Driver(Node):
+    """Plays the simulator's part: publishes crafted /odom, /smell and /cmd_vel."""
+
+    def __init__(self, context):
+        super().__init__("test_driver", context=context)
+        qos = io.step_qos()
+        self.odom = self.create_publisher(Odometry, io.ODOM, qos)
+        self.smell = self.create_publisher(Image, io.SMELL, qos)
+        self.command = self.create_publisher(TwistStamped, io.CMD_VEL, qos)
+        self.poses, self.diagnostics = [], []
+        self.create_subscription(PoseWithCovarianceStamped, io.POSE, self.poses.append, qos)
+        self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.diagnostics.append, qos)
+
+    def send(self, step, x=None, smell=None, frame="odom", encoding=io.SMELL_ENCODING,
+             smell_frame="map"):
+        stamp = io.step_stamp(step, PERIOD)
+        if x is not None:
+            odom = Odometry()
+            odom.header.stamp, odom.header.frame_id = stamp, frame
+            odom.pose.pose.position.x = x
+            self.odom.publish(odom)
+        if smell is not None:
+            smell = np.asarray(smell, np.float32)
+            image = Image(height=1, width=smell.size, encoding=encoding, step=4 * smell.size)
+            image.header.stamp, image.header.frame_id = stamp, smell_frame
+            image.data = array.array("B", smell.tobytes())
+            self.smell.publish(image)
+
+    def send_command(self, step, vx):
+        message = TwistStamped()
+        message.header.stamp, message.header.frame_id = io.step_stamp(step, PERIOD), "map"
+        message.twist.linear.x = vx
+        self.command.publish(message)
+
+    def counters(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.diagnostics[-1].status[0].values} \
+            if self.diagnostics else {}
+
+
+def localizer_parameters(tmp_path, **overrides):
+    parameters = {"grid_size": 21, "extent": 200.0, "sensory_embedding_dim": SMELL_DIM,
+                  "use_memory_to_localize": False, "device": "cpu"} | overrides
+    path = tmp_path / "parameters.yaml"
+    path.write_text(yaml.safe_dump({"tem_localizer": {"ros__parameters": parameters}}))
+    return path
+
+
+GOOD = np.ones(SMELL_DIM)
+
+
+def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], localizer_parameters(tmp_path), tmp_path)
+        try:
+            driver.send(0, x=0.0, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 1, 60, "the first pose", nodes.check_alive)
+            driver.send(1, x=1.0, smell=np.ones(SMELL_DIM + 1))           # wrong length
+            driver.send(2, x=2.0, smell=np.ones(SMELL_DIM + 1))           # again: no new warning
+            driver.send(3, x=3.0, smell=np.full(SMELL_DIM, np.nan))       # NaN smell
+            driver.send(4, x=math.inf, smell=GOOD)                        # inf odometry
+            driver.send(5, x=5.0, smell=GOOD, frame="base_link",
+                        smell_frame="camera")                             # unknown frames
+            driver.send(0, x=0.0, smell=GOOD)                             # in the past
+            driver.send(6, smell=GOOD, encoding="8UC1")                   # not a smell
+            driver.send(7, x=7.0)
+            driver.send(7, x=7.0)                                         # repeated
+            wait_for(lambda: driver.counters().get("skipped_repeated_stamp") == "1", 30,
+                     "the repeated stamp counted", nodes.check_alive)
+            driver.send(7, smell=GOOD)
+            wait_for(lambda: driver.counters().get("steps") == "2", 60, "the good step",
+                     nodes.check_alive)
+            driver.send(7, smell=GOOD)                                    # late: stale
+            wait_for(lambda: driver.counters().get("skipped_total") == "11", 30,
+                     "every bad message counted", nodes.check_alive)
+        finally:
+            nodes.stop()
+    counters = driver.counters()
+    expected = {"wrong_smell_length": "2", "nonfinite_smell": "1", "nonfinite_action": "1",
+                "unknown_frame": "2", "stale_stamp": "3", "bad_encoding": "1",
+                "repeated_stamp": "1"}
+    assert {k: counters.get(f"skipped_{k}") for k in expected} == expected
+    assert len(driver.poses) == 2
+    # no displacement was lost: the step-7 estimate is 7 units from the start
+    assert driver.poses[1].pose.pose.position.x == pytest.approx(7.0, abs=0.5)
+    assert all(np.isfinite(p.pose.covariance).all() for p in driver.poses)
+    log = (tmp_path / "tem_localizer.log").read_text()
+    assert log.count("counted as 'wrong_smell_length'") == 1      # one warning per kind
+    assert driver.diagnostics[-1].status[0].level == DiagnosticStatus.WARN
+
+
+def test_localizer_from_commanded_velocity_rejects_a_nan_twist(tmp_path):
+    parameters = localizer_parameters(tmp_path, action_source="cmd_vel")
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+        try:
+            driver.send(0, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 1, 60, "the first pose", nodes.check_alive)
+            driver.send(1, smell=GOOD)              # waits for the command of step 0
+            driver.send_command(0, 50.0)            # 50 units/s for 0.1 s: 5 units
+            wait_for(lambda: len(driver.poses) == 2, 30, "the second pose", nodes.check_alive)
+            driver.send_command(1, math.nan)
+            driver.send(2, smell=GOOD)
+            wait_for(lambda: driver.counters().get("skipped_nonfinite_action") == "1", 30,
+                     "the NaN twist counted", nodes.check_alive)
+        finally:
+            nodes.stop()
+    assert driver.poses[1].pose.pose.position.x == pytest.approx(5.0, abs=0.5)
+    assert len(driver.poses) == 2
+
+
+def start_node(module: str, *parameters: str) -> subprocess.CompletedProcess:
+    arguments = [a for p in parameters for a in ("-p", p)]
+    return subprocess.run([sys.executable, "-m", module, "--ros-args", *arguments],
+                          capture_output=True, text=True, timeout=60,
+                          env=ros_environment() | {"ROS_DOMAIN_ID": private_domain()})
+
+
+@pytest.mark.parametrize("module, parameter, message", [
+    ("tem_localizer.node", "grid_size:=100", "tem_localizer.grid_size: must be odd, got 100"),
+    ("tem_localizer.node", "extent:=-5.0", "tem_localizer.extent: must be > 0.0, got -5.0"),
+    ("tem_localizer.node", "device:=tpu", "tem_localizer.device: 'tpu' is not one of"),
+    ("treeworld_sim.node", "num_trees:=0", "treeworld_sim.num_trees: must be >= 1, got 0"),
+    ("spiral_controller.node", "controller:=path",
+     "spiral_controller.path_file: controller=path needs a path file"),
+    ("spiral_controller.node", "path_file:=/nonexistent.tum",
+     None),
+])
+def test_a_bad_parameter_stops_the_node_with_one_line(module, parameter, message):
+    extra = ("controller:=path",) if parameter.startswith("path_file") else ()
+    result = start_node(module, parameter, *extra)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert (message or "cannot read path file") in lines[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without CUDA")
+def test_cuda_asked_for_but_absent_is_a_clear_error():
+    result = start_node("tem_localizer.node", "device:=cuda")
+    assert result.returncode == 2
+    assert "device: cuda was asked for but no CUDA device is available" in result.stderr
