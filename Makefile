@@ -26,7 +26,7 @@ test: $(INSTALLED)
 	$(PYTHON) -m pytest src
 
 demo: $(INSTALLED)
-	$(VENV)/bin/treeworld run --controller spiral --steps 1000 --no-memory --gif --out runs/demo
+	$(VENV)/bin/treeworld launch --controller spiral --steps 1000 --no-memory --gif --out runs/demo
 
 experiments: $(INSTALLED)
 	for name in spiral-memory spiral-no-memory circle-memory circle-noise \
@@ -37,6 +37,7 @@ experiments: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PYTHON) scripts/bench_simulator.py
 	$(PYTHON) scripts/bench_localizer.py
+	$(PYTHON) scripts/bench_graph.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,6 +20,7 @@ from std_srvs.srv import Trigger
 
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
+from tem_localizer.stream import SensorStream, StreamEvent
 from treeworld_schema import interface as io
 from treeworld_schema.ros import declare_section, run_node
 
@@ -43,105 +44,43 @@ class TemLocalizerNode(Node):
         if self.config.action_source == "cmd_vel":
             self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
         self.create_service(Trigger, "~/reset", self.on_reset)
-        self.pending: dict[int, dict] = {}       # stamp (ns) -> {"odom": ..., "smell": ...}
-        self.commands: dict[int, TwistStamped] = {}   # stamp (ns) -> command from that step
+        self.stream = SensorStream(self.localizer, self.config.action_source,
+                                   self.config.odom_frame, self.config.smell_frame)
         self.path = Path()
         self.path.header.frame_id = io.MAP_FRAME
-        self.restart_reference()
         self.get_logger().info(f"{self.config.method} on {self.localizer.device}, "
                                f"S={self.config.grid_size}, actions from "
                                f"/{self.config.action_source}")
 
-    def restart_reference(self) -> None:
-        self.last_stamp = -1                     # ns of the last used step
-        self.last_position: np.ndarray | None = None
-
-    # -- input ---------------------------------------------------------------------------
-    def accept(self, kind: str, header, expected_frame: str) -> int | None:
-        """The stamp (ns) of a message worth pairing, or None (rejected and counted)."""
-        stamp = io.stamp_nanoseconds(header.stamp)
-        if header.frame_id != expected_frame:
-            self.reject("unknown_frame", f"{kind} in frame '{header.frame_id}', expected "
-                        f"'{expected_frame}'")
-        elif stamp <= self.last_stamp:
-            self.reject("stale_stamp", f"{kind} stamped {stamp} ns, not after the last used "
-                        f"step at {self.last_stamp} ns")
-        elif kind in self.pending.get(stamp, {}):
-            self.reject("repeated_stamp", f"a second {kind} stamped {stamp} ns")
-        else:
-            return stamp
-        return None
-
+    # -- input: messages to plain values for the stream -----------------------------------
     def on_odom(self, message: Odometry) -> None:
-        stamp = self.accept("odom", message.header, self.config.odom_frame)
-        if stamp is not None:
-            self.pending.setdefault(stamp, {})["odom"] = message
-            self.try_step(stamp)
+        started = time.perf_counter()
+        position = message.pose.pose.position
+        self.on_event(self.stream.odometry(io.stamp_nanoseconds(message.header.stamp),
+                                         message.header.frame_id, [position.x, position.y]),
+                    started)
 
     def on_smell(self, message: Image) -> None:
-        stamp = self.accept("smell", message.header, self.config.smell_frame)
-        if stamp is None:
-            return
-        if message.encoding != io.SMELL_ENCODING or message.height != 1:
-            self.reject("bad_encoding", f"smell image is {message.encoding} "
-                        f"{message.height}x{message.width}, expected {io.SMELL_ENCODING} 1xD")
-            return
-        self.pending.setdefault(stamp, {})["smell"] = message
-        self.try_step(stamp)
+        started = time.perf_counter()
+        self.on_event(self.stream.smell(io.stamp_nanoseconds(message.header.stamp),
+                                      message.header.frame_id, message.encoding,
+                                      message.height, np.frombuffer(message.data, np.float32)),
+                    started)
 
     def on_command(self, message: TwistStamped) -> None:
-        self.commands[io.stamp_nanoseconds(message.header.stamp)] = message
-        if self.pending:
-            self.try_step(min(self.pending))
-
-    def reject(self, kind: str, message: str) -> None:
-        self.localizer.reject(kind, message)
-        self.publish_diagnostics(None, 0.0)
-
-    # -- one step ------------------------------------------------------------------------
-    def action(self, stamp: int, odom: Odometry | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(displacement since the last used step, the odometry position to remember)."""
-        if self.config.action_source == "cmd_vel":
-            if self.last_stamp < 0:
-                return np.zeros(2), None
-            linear = self.commands[self.last_stamp].twist.linear
-            return np.array([linear.x, linear.y]) * (stamp - self.last_stamp) * 1e-9, None
-        position = np.array([odom.pose.pose.position.x, odom.pose.pose.position.y])
-        # the first step (and the first after a reset) defines the belief's origin
-        reference = self.last_position if self.last_position is not None else position
-        return position - reference, position
-
-    def ready(self, entry: dict) -> bool:
-        """A step needs its smell and its odometry, or (action_source cmd_vel) the command
-        stamped with the previous step, which moved the agent since then."""
-        if "smell" not in entry:
-            return False
-        if self.config.action_source == "odom":
-            return "odom" in entry
-        return self.last_stamp < 0 or self.last_stamp in self.commands
-
-    def try_step(self, stamp: int) -> None:
-        if not self.ready(self.pending[stamp]):
-            return
-        entry = self.pending[stamp]
-        for older in [s for s in self.pending if s < stamp]:
-            del self.pending[older]              # never completed: its partner was rejected
-        del self.pending[stamp]
         started = time.perf_counter()
-        action, position = self.action(stamp, entry.get("odom"))
-        smell = np.frombuffer(entry["smell"].data, dtype=np.float32)
-        result = self.localizer.step(action, smell)
-        latency = time.perf_counter() - started
-        # A skipped step keeps the old odometry reference, so no displacement is lost. A
-        # commanded velocity is only good for its own interval: that step is used up either way.
-        if result.skipped is None or self.config.action_source == "cmd_vel":
-            self.last_stamp = stamp
-            self.commands = {s: c for s, c in self.commands.items() if s >= stamp}
-            if position is not None:
-                self.last_position = position
-        if result.skipped is None:
-            self.publish_estimate(entry["smell"].header.stamp, result)
-        self.publish_diagnostics(result, latency)
+        linear = message.twist.linear
+        self.on_event(self.stream.command(io.stamp_nanoseconds(message.header.stamp),
+                                        [linear.x, linear.y]), started)
+
+    def on_event(self, event: StreamEvent | None, started: float) -> None:
+        """Publish a step's estimate, and diagnostics for steps and rejections alike."""
+        if event is None:
+            return
+        used = event.step.skipped is None
+        if used:
+            self.publish_estimate(io.nanoseconds_stamp(event.stamp), event.step)
+        self.publish_diagnostics(event.step if used else None, time.perf_counter() - started)
 
     # -- output --------------------------------------------------------------------------
     def publish_estimate(self, stamp, result: LocalizerStep) -> None:
@@ -196,9 +135,7 @@ class TemLocalizerNode(Node):
 
     def on_reset(self, request, response):
         self.localizer.reset()
-        self.restart_reference()
-        self.pending.clear()
-        self.commands.clear()
+        self.stream.reset()
         self.path.poses = []
         response.success, response.message = True, "belief and memory reset"
         return response

@@ -15,6 +15,7 @@ from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 import numpy as np
 
+from treeworld_bringup import plots
 from treeworld_bringup.experiments import EXPERIMENTS, run_experiment
 from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.outputs import write_report
@@ -106,8 +107,17 @@ def command_launch(args: argparse.Namespace) -> int:
             f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
         } | {"max": float(latencies.max())}
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
+    pictures = []
+    belief = info["last_belief"]
+    if belief is not None:
+        size = belief.info.width
+        grid = np.frombuffer(belief.data, np.int8).reshape(size, size)
+        origin = (belief.info.origin.position.x, belief.info.origin.position.y)
+        pictures.append(("rviz.png", lambda path: plots.plot_rviz_view(
+            path, grid, origin, belief.info.resolution, recording, scene,
+            info["last_covariance"])))
     metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
-                           cell_size, extra_metrics=extra, gif=args.gif)
+                           cell_size, extra_metrics=extra, gif=args.gif, pictures=pictures)
     print_summary(metrics, args.out)
     return 0
 

@@ -60,7 +60,8 @@ class Gathered:
     localizer_counters: dict[str, str] = field(default_factory=dict)
     sim_totals: dict[str, str] = field(default_factory=dict)
     scene: Scene | None = None
-    belief_info: OccupancyGrid | None = None
+    last_belief: OccupancyGrid | None = None
+    last_covariance: np.ndarray | None = None    # (2, 2) of the last pose
 
 
 class Gatherer(Node):
@@ -92,10 +93,11 @@ class Gatherer(Node):
     def on_pose(self, message: PoseWithCovarianceStamped) -> None:
         position = message.pose.pose.position
         self.data.estimates[self.step(message.header)] = np.array([position.x, position.y])
+        self.data.last_covariance = np.asarray(message.pose.covariance).reshape(6, 6)[:2, :2]
 
     def on_belief(self, message: OccupancyGrid) -> None:
         step = self.step(message.header)
-        self.data.belief_info = message
+        self.data.last_belief = message
         if self.belief_stride and step % self.belief_stride == 0:
             size = message.info.width
             self.data.beliefs[step] = np.frombuffer(message.data, np.int8).reshape(size, size)
@@ -208,7 +210,9 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         signal.signal(signal.SIGTERM, previous_term)
     recording = _recording(gatherer.data, settings, use_localizer, belief_stride, elapsed)
     scene = gatherer.data.scene or Scene(np.zeros((0, 2)), np.zeros(0, bool), [])
-    return recording, scene, info | {"latencies_ms": gatherer.data.latencies_ms}
+    return recording, scene, info | {"latencies_ms": gatherer.data.latencies_ms,
+                                     "last_belief": gatherer.data.last_belief,
+                                     "last_covariance": gatherer.data.last_covariance}
 
 
 def _complete(data: Gathered, steps: int, use_localizer: bool) -> bool:

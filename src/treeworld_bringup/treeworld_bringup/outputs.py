@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 import numpy as np
 
 from treeworld_bringup import plots
@@ -44,10 +45,12 @@ def _json_ready(value):
 
 def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell_size: float,
                  extra_metrics: dict | None = None, gif: bool = True,
-                 baseline: Recording | None = None) -> dict:
+                 baseline: Recording | None = None,
+                 pictures: list[tuple[str, Callable[[Path], None]]] = ()) -> dict:
     """Write ground_truth.tum, estimate.tum, metrics.json, world.png, error.png, loss.png and
     belief.gif (as far as the recording has them) into ``out``; returns the metrics.
-    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error."""
+    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error; ``pictures`` are
+    (file name, draw(path)) pairs for further figures."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     metrics = compute_metrics(recording) | (extra_metrics or {})
@@ -62,6 +65,8 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
             plots.plot_loss(staging / "loss.png", recording, title)
         if gif and recording.belief_frames is not None:
             plots.animate_belief(staging / "belief.gif", recording, scene, title)
+        for name, draw in pictures:
+            draw(staging / name)
         (staging / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for item in staging.iterdir():

@@ -83,7 +83,7 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
     frames = recording.belief_frames
     half = recording.grid_extent / 2
     stride = recording.belief_stride
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(6, 6))
     image = ax.imshow(frames[0], extent=[-half, half, -half, half], origin="lower",
                       cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
     _draw_trees(ax, scene)
@@ -103,5 +103,41 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
         return image, agent
 
     animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=15), dpi=70)
+    animation.save(str(path), writer=PillowWriter(fps=15), dpi=75)
+    plt.close(fig)
+
+
+def plot_rviz_view(path: Path, belief: np.ndarray, origin: tuple[float, float],
+                   resolution: float, recording: Recording, scene: Scene,
+                   covariance: np.ndarray) -> None:
+    """What RViz shows with config/treeworld.rviz, drawn from the same messages: the
+    OccupancyGrid belief (0..100), trees, true and estimated paths, the pose covariance
+    (2-sigma ellipse)."""
+    size = belief.shape[0]
+    extent = [origin[0], origin[0] + size * resolution, origin[1], origin[1] + size * resolution]
+    fig, ax = plt.subplots(figsize=(8, 8), facecolor="#1e1e1e")
+    ax.set_facecolor("#1e1e1e")
+    ax.imshow(np.ma.masked_equal(belief, 0), extent=extent, origin="lower", cmap="plasma",
+              vmin=0, vmax=100, interpolation="nearest", alpha=0.9)
+    _draw_trees(ax, scene)
+    ax.plot(*recording.true_positions.T, color="#2878ff", lw=1.2, label="/ground_truth/odom")
+    ax.plot(*recording.estimates.T, color="#ffa000", lw=1.2, ls="--", label="/tem/path")
+    mean = recording.estimates[-1]
+    values, vectors = np.linalg.eigh(covariance)
+    angles = np.linspace(0, 2 * np.pi, 100)
+    ellipse = (vectors @ (2 * np.sqrt(np.maximum(values, 0))[:, None]
+                          * np.stack([np.cos(angles), np.sin(angles)]))).T + mean
+    ax.plot(*ellipse.T, color="#ffa000", lw=1.5, label="/tem/pose (2 sigma)")
+    ax.plot(*mean, "o", color="#ffa000")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.tick_params(colors="white")
+    for spine in ax.spines.values():
+        spine.set_color("gray")
+    ax.set_title(f"RViz view (fixed frame map): /tem/belief at step {recording.steps - 1}",
+                 color="white")
+    ax.legend(loc="upper left", fontsize=8, facecolor="#333333", labelcolor="white")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, facecolor=fig.get_facecolor())
     plt.close(fig)

@@ -8,24 +8,11 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-CLOCK = "/clock"
-SMELL = "/smell"
-ODOM = "/odom"
-GROUND_TRUTH = "/ground_truth/odom"
-CMD_VEL = "/cmd_vel"
-TREES = "/treeworld/trees"
-HEALTH = "/treeworld/health"
-BELIEF = "/tem/belief"
-POSE = "/tem/pose"
-PATH = "/tem/path"
-DIAGNOSTICS = "/diagnostics"
-
-MAP_FRAME = "map"
-ODOM_FRAME = "odom"
-BASE_FRAME = "base_link"
+from treeworld_schema.topics import (  # noqa: F401  (re-exported for the nodes)
+    BASE_FRAME, BELIEF, CLOCK, CMD_VEL, DIAGNOSTICS, GROUND_TRUTH, HEALTH, MAP_FRAME, ODOM,
+    ODOM_FRAME, PATH, POSE, SMELL, SMELL_ENCODING, TREES)
 
 HISTORY_DEPTH = 1000
-SMELL_ENCODING = "32FC1"
 
 
 def step_qos() -> QoSProfile:
@@ -44,7 +31,10 @@ def latest_qos() -> QoSProfile:
 
 def step_stamp(step: int, step_period: float) -> Time:
     """The simulated time of ``step``: step * step_period seconds."""
-    nanoseconds = round(step * step_period * 1e9)
+    return nanoseconds_stamp(round(step * step_period * 1e9))
+
+
+def nanoseconds_stamp(nanoseconds: int) -> Time:
     return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 

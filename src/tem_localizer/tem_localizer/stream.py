@@ -1,0 +1,110 @@
+"""Time-stamped odometry, commands and smells in; localizer steps out (ROS-free).
+
+The ROS node feeds it messages as they arrive, bag replay feeds it recorded ones, so both make
+exactly the same steps from the same input. A step happens when a stamp has its smell and its
+odometry (or, with commanded velocities, when the command of the previous step is known).
+Rejected input is counted by the localizer and never reaches the belief.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tem_localizer.localizer import Localizer, LocalizerStep
+from treeworld_schema.topics import SMELL_ENCODING
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    stamp: int               # nanoseconds
+    step: LocalizerStep      # ``step.skipped`` names the reason when nothing was used
+
+
+class SensorStream:
+    """Pairs odometry (or commands) and smells by stamp for one Localizer."""
+
+    def __init__(self, localizer: Localizer, action_source: str = "odom",
+                 odom_frame: str = "odom", smell_frame: str = "map"):
+        self.localizer = localizer
+        self.action_source = action_source
+        self.odom_frame, self.smell_frame = odom_frame, smell_frame
+        self.reset()
+
+    def reset(self) -> None:
+        self.pending: dict[int, dict] = {}     # stamp -> {"odom": (2,), "smell": (D,)}
+        self.commands: dict[int, np.ndarray] = {}   # stamp -> velocity (2,) from that step
+        self.last_stamp = -1                   # the last used step
+        self.last_position: np.ndarray | None = None
+
+    def _rejected(self, stamp: int, kind: str, message: str) -> StreamEvent:
+        return StreamEvent(stamp, self.localizer.reject(kind, message))
+
+    def _check(self, what: str, stamp: int, frame: str, expected_frame: str) -> StreamEvent | None:
+        if frame != expected_frame:
+            return self._rejected(stamp, "unknown_frame",
+                                  f"{what} in frame '{frame}', expected '{expected_frame}'")
+        if stamp <= self.last_stamp:
+            return self._rejected(stamp, "stale_stamp", f"{what} stamped {stamp} ns, not after "
+                                  f"the last used step at {self.last_stamp} ns")
+        if what in self.pending.get(stamp, {}):
+            return self._rejected(stamp, "repeated_stamp", f"a second {what} stamped {stamp} ns")
+        return None
+
+    def odometry(self, stamp: int, frame: str, position) -> StreamEvent | None:
+        """An odometry pose (world units, odometry frame)."""
+        rejected = self._check("odom", stamp, frame, self.odom_frame)
+        if rejected is not None:
+            return rejected
+        self.pending.setdefault(stamp, {})["odom"] = np.asarray(position, dtype=np.float64)
+        return self._try_step(stamp)
+
+    def smell(self, stamp: int, frame: str, encoding: str, height: int,
+              values: np.ndarray) -> StreamEvent | None:
+        """A smell as a one-row 32FC1 image: ``values`` (D,) float32."""
+        rejected = self._check("smell", stamp, frame, self.smell_frame)
+        if rejected is not None:
+            return rejected
+        if encoding != SMELL_ENCODING or height != 1:
+            return self._rejected(stamp, "bad_encoding", f"smell image is {encoding} with "
+                                  f"{height} rows, expected {SMELL_ENCODING} with 1 row")
+        self.pending.setdefault(stamp, {})["smell"] = values
+        return self._try_step(stamp)
+
+    def command(self, stamp: int, velocity) -> StreamEvent | None:
+        """A commanded velocity (world units / s), valid from ``stamp`` to the next step."""
+        self.commands[stamp] = np.asarray(velocity, dtype=np.float64)
+        return self._try_step(min(self.pending)) if self.pending else None
+
+    def _ready(self, entry: dict) -> bool:
+        if "smell" not in entry:
+            return False
+        if self.action_source == "odom":
+            return "odom" in entry
+        return self.last_stamp < 0 or self.last_stamp in self.commands
+
+    def _action(self, stamp: int, entry: dict) -> np.ndarray:
+        if self.action_source == "cmd_vel":
+            if self.last_stamp < 0:
+                return np.zeros(2)
+            return self.commands[self.last_stamp] * (stamp - self.last_stamp) * 1e-9
+        # the first step (and the first after a reset) defines the belief's origin
+        reference = self.last_position if self.last_position is not None else entry["odom"]
+        return entry["odom"] - reference
+
+    def _try_step(self, stamp: int) -> StreamEvent | None:
+        entry = self.pending[stamp]
+        if not self._ready(entry):
+            return None
+        for older in [s for s in self.pending if s < stamp]:
+            del self.pending[older]          # never completed: its partner was rejected
+        del self.pending[stamp]
+        result = self.localizer.step(self._action(stamp, entry), entry["smell"])
+        # A skipped step keeps the old odometry reference, so no displacement is lost. A
+        # commanded velocity is only good for its own interval: that step is used up either way.
+        if result.skipped is None or self.action_source == "cmd_vel":
+            self.last_stamp = stamp
+            self.commands = {s: v for s, v in self.commands.items() if s >= stamp}
+            if "odom" in entry:
+                self.last_position = entry["odom"]
+        return StreamEvent(stamp, result)
