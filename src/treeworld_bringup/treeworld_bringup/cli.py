@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from spiral_controller import PathFileError
@@ -16,6 +19,12 @@ from tem_localizer.localizer import DeviceUnavailable
 import numpy as np
 
 from treeworld_bringup import plots
+from treeworld_bringup.bags import POSE_TYPES, BagError, BagReader, pose_tum_row
+from treeworld_bringup.evaluation import format_table
+from treeworld_bringup.player import PlaybackStalled, play
+from treeworld_bringup.recorder import add_record_options, record
+from treeworld_bringup.replay import replay
+from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
 from treeworld_bringup.experiments import EXPERIMENTS, run_experiment
 from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.outputs import write_report
@@ -74,6 +83,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def print_summary(metrics: dict, out: Path) -> None:
+    """Every run ends with this report: world figures, then evo's evaluation table."""
     keys = ("steps", "steps_per_second", "total_movement", "final_distance_from_origin",
             "health", "fruit_eaten", "poisonous_fruit_eaten", "ate_rmse", "ate_rmse_aligned",
             "rpe_rmse", "max_error", "final_error", "mean_loss", "skipped_total", "lost_count")
@@ -82,6 +92,10 @@ def print_summary(metrics: dict, out: Path) -> None:
             value = metrics[key]
             print(f"  {key:28s} {value:.2f}" if isinstance(value, float)
                   else f"  {key:28s} {value}")
+    if "evaluation" in metrics:
+        print("evaluation (world units; ATE unaligned: the belief frame starts at the true "
+              "origin):")
+        print(format_table(metrics["evaluation"]))
     print(f"outputs in {out}/")
 
 
@@ -99,7 +113,8 @@ def command_run(args: argparse.Namespace) -> int:
 def command_launch(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     recording, scene, info = launch_graph(settings, use_localizer=args.localizer != "none",
-                                          belief_stride=4 if args.gif else 0)
+                                          belief_stride=4 if args.gif else 0,
+                                          record=args.record)
     extra = {"launch": {"node_pids": info["pids"]}}
     if info["latencies_ms"]:
         latencies = np.asarray(info["latencies_ms"])
@@ -107,18 +122,98 @@ def command_launch(args: argparse.Namespace) -> int:
             f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
         } | {"max": float(latencies.max())}
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
-    pictures = []
+    extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path))]
+    if info["bag"] is not None:
+        extras.append(("bag", lambda path: shutil.move(info["bag"], path)))
     belief = info["last_belief"]
     if belief is not None:
         size = belief.info.width
         grid = np.frombuffer(belief.data, np.int8).reshape(size, size)
         origin = (belief.info.origin.position.x, belief.info.origin.position.y)
-        pictures.append(("rviz.png", lambda path: plots.plot_rviz_view(
+        extras.append(("rviz.png", lambda path: plots.plot_rviz_view(
             path, grid, origin, belief.info.resolution, recording, scene,
             info["last_covariance"])))
     metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
-                           cell_size, extra_metrics=extra, gif=args.gif, pictures=pictures)
+                           cell_size, extra_metrics=extra, gif=args.gif, extras=extras)
     print_summary(metrics, args.out)
+    return 0
+
+
+def command_replay(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    localizer = with_overrides(settings.localizer, "tem_localizer", device=args.device)
+    recording, scene = replay(args.bag, Settings(settings.world, settings.controller, localizer),
+                              belief_stride=4 if args.gif else 0)
+    cell_size = BeliefGrid(localizer.grid_size, localizer.extent).cell_size
+    metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
+                           cell_size, extra_metrics={"bag": str(args.bag)}, gif=args.gif)
+    print_summary(metrics, args.out)
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    source: Path = args.run
+    if not source.exists():
+        raise UsageError(f"{source}: no such run folder or bag")
+    is_bag = (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3")
+    if is_bag:
+        recording, scene, base = load_run_bag(source, belief_stride=4 if args.gif else 0)
+        out = args.out or source.with_name(source.name + "-eval")
+    else:
+        recording, scene, base = load_run_folder(source)
+        out = args.out or source
+    for stale in ("evaluation", "ate_rmse", "ate_rmse_aligned", "rpe_rmse"):
+        base.pop(stale, None)
+    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}", 10.0,
+                           gif=args.gif, base_metrics=base)
+    print(format_table(metrics["evaluation"]))
+    print(f"ATE RMSE (unaligned) {metrics['ate_rmse']:.6f}; report in {out}/")
+    return 0
+
+
+def command_bag_record(args: argparse.Namespace) -> int:
+    return record(args.out, args.topics, args.storage)
+
+
+def command_bag_play(args: argparse.Namespace) -> int:
+    count = play(args.bag, rate=args.rate, lockstep=args.lockstep, topics_wanted=args.topics)
+    print(f"played {count} messages from {args.bag}")
+    return 0
+
+
+def command_bag_info(args: argparse.Namespace) -> int:
+    with BagReader(args.bag) as bag:
+        print(f"bag {args.bag}: {sum(n for _, n in bag.topics.values())} messages, "
+              f"{bag.duration_seconds:.3f} s")
+        for topic, (msgtype, count) in sorted(bag.topics.items()):
+            print(f"  {topic:24s} {msgtype:45s} {count:8d}")
+    return 0
+
+
+def command_bag_export(args: argparse.Namespace) -> int:
+    """One TUM file per pose topic (Odometry, PoseStamped, PoseWithCovarianceStamped)."""
+    rows: dict[str, list] = {}
+    with BagReader(args.bag) as bag:
+        pose_topics = [t for t, (kind, _) in bag.topics.items() if kind in POSE_TYPES]
+        if not pose_topics:
+            raise BagError(f"{args.bag}: no pose topic ({', '.join(POSE_TYPES)}) to export")
+        for topic in pose_topics:
+            bag.require(topic, POSE_TYPES)
+        for message, decoded in bag.decoded(pose_topics):
+            rows.setdefault(message.topic, []).append(pose_tum_row(decoded))
+    args.tum.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.tum.name}.partial-", dir=args.tum.parent))
+    try:
+        for topic, table in rows.items():
+            name = topic.strip("/").replace("/", "_") + ".tum"
+            np.savetxt(staging / name, np.asarray(table), fmt="%.9f",
+                       header=f"{topic}: t x y z qx qy qz qw", comments="# ")
+        args.tum.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, args.tum / item.name)
+            print(f"wrote {args.tum / item.name}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return 0
 
 
@@ -141,7 +236,50 @@ def build_parser() -> argparse.ArgumentParser:
     launch = commands.add_parser("launch", help="run the three-node ROS 2 graph over DDS")
     add_run_options(launch)
     launch.add_argument("--gif", action="store_true", help="also write belief.gif")
+    launch.add_argument("--record", action="store_true",
+                        help="record every topic into OUT/bag (rosbag2, MCAP)")
     launch.set_defaults(handler=command_launch)
+
+    replay_parser = commands.add_parser(
+        "replay", help="feed a bag's /odom + /smell through a localizer, in-process")
+    replay_parser.add_argument("bag", type=Path)
+    replay_parser.add_argument("--config", type=Path, help="parameter file (the localizer's "
+                               "section is used; a launch writes OUT/parameters.yaml)")
+    replay_parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    replay_parser.add_argument("--out", type=Path, default=Path("runs/replay"))
+    replay_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
+    replay_parser.set_defaults(handler=command_replay)
+
+    eval_parser = commands.add_parser("eval", help="ATE/RPE (evo) and plots of a run folder "
+                                      "or a bag")
+    eval_parser.add_argument("run", type=Path, help="run folder (ground_truth.tum, "
+                             "estimate.tum) or bag (/ground_truth/odom, /tem/pose)")
+    eval_parser.add_argument("--out", type=Path, help="report folder (default: the run "
+                             "folder; for a bag, BAG-eval beside it)")
+    eval_parser.add_argument("--gif", action="store_true", help="belief.gif (bags with "
+                             "/tem/belief)")
+    eval_parser.set_defaults(handler=command_eval)
+
+    bag = commands.add_parser("bag", help="record, play, inspect and export rosbag2 bags")
+    bag_commands = bag.add_subparsers(dest="bag_command", required=True, parser_class=Parser)
+    bag_record = bag_commands.add_parser("record", help="record the stack's topics")
+    add_record_options(bag_record)
+    bag_record.set_defaults(handler=command_bag_record)
+    bag_play = bag_commands.add_parser("play", help="publish a bag's messages")
+    bag_play.add_argument("bag", type=Path)
+    pace = bag_play.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=1.0, help="times the recorded speed")
+    pace.add_argument("--lockstep", action="store_true",
+                      help="each step once the localizer has consumed the previous one")
+    bag_play.add_argument("--topics", nargs="+", help="topics to play (default: all)")
+    bag_play.set_defaults(handler=command_bag_play)
+    bag_info = bag_commands.add_parser("info", help="topics, types, counts, duration")
+    bag_info.add_argument("bag", type=Path)
+    bag_info.set_defaults(handler=command_bag_info)
+    bag_export = bag_commands.add_parser("export", help="TUM files of the pose topics")
+    bag_export.add_argument("bag", type=Path)
+    bag_export.add_argument("--tum", type=Path, required=True, help="output folder")
+    bag_export.set_defaults(handler=command_bag_export)
 
     experiment = commands.add_parser("experiment", help="one of the seed's experiments")
     experiment.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -157,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)
-    except (UsageError, ConfigError, PathFileError, DeviceUnavailable) as error:
+    except (UsageError, ConfigError, PathFileError, DeviceUnavailable, BagError,
+            RunFolderError) as error:
         print(f"treeworld: error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except (NodeDied, GraphStalled) as error:
+    except (NodeDied, GraphStalled, PlaybackStalled) as error:
         print(f"treeworld: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from evo.core import metrics
+from evo.core import metrics, sync
 from evo.core.trajectory import PoseTrajectory3D
 from evo.tools import file_interface
 
@@ -39,8 +39,17 @@ def _ape(reference: PoseTrajectory3D, estimate: PoseTrajectory3D) -> metrics.APE
     return ape
 
 
+STATISTICS = ("rmse", "mean", "median", "std", "min", "max")
+
+
+def _statistics(metric) -> dict:
+    return {name: float(metric.get_statistic(getattr(metrics.StatisticsType, name)))
+            for name in STATISTICS}
+
+
 def evaluate(timestamps: np.ndarray, truth: np.ndarray, estimate: np.ndarray) -> dict:
-    """ATE (unaligned and SE(3)-aligned) and RPE (1 step) of ``estimate`` against ``truth``."""
+    """ATE (unaligned and SE(3)-aligned) and RPE (1 step) of ``estimate`` against ``truth``,
+    world units: the headline numbers flat, every statistic under "evaluation"."""
     reference = trajectory(timestamps, truth)
     estimated = trajectory(timestamps, estimate)
     ape = _ape(reference, estimated)
@@ -49,15 +58,35 @@ def evaluate(timestamps: np.ndarray, truth: np.ndarray, estimate: np.ndarray) ->
     rpe = metrics.RPE(metrics.PoseRelation.translation_part, delta=1,
                       delta_unit=metrics.Unit.frames)
     rpe.process_data((reference, estimated))
-    stat = metrics.StatisticsType
+    table = {"ate": _statistics(ape), "ate_aligned": _statistics(_ape(reference, aligned)),
+             "rpe": _statistics(rpe)}
     return {
-        "ate_rmse": float(ape.get_statistic(stat.rmse)),
-        "mean_error": float(ape.get_statistic(stat.mean)),
-        "max_error": float(ape.get_statistic(stat.max)),
+        "ate_rmse": table["ate"]["rmse"],
+        "mean_error": table["ate"]["mean"],
+        "max_error": table["ate"]["max"],
         "final_error": float(ape.error[-1]),
-        "ate_rmse_aligned": float(_ape(reference, aligned).get_statistic(stat.rmse)),
-        "rpe_rmse": float(rpe.get_statistic(stat.rmse)),
+        "ate_rmse_aligned": table["ate_aligned"]["rmse"],
+        "rpe_rmse": table["rpe"]["rmse"],
+        "evaluation": table,
     }
+
+
+def format_table(evaluation: dict) -> str:
+    """The evaluation as a text table (world units)."""
+    columns = (("ate", "ATE"), ("ate_aligned", "ATE SE(3)-aligned"), ("rpe", "RPE 1 step"))
+    lines = [f"{'':8s}" + "".join(f"{title:>20s}" for _, title in columns)]
+    for name in STATISTICS:
+        lines.append(f"{name:8s}" + "".join(f"{evaluation[key][name]:20.4f}"
+                                            for key, _ in columns))
+    return "\n".join(lines)
+
+
+def associate(reference: tuple[np.ndarray, np.ndarray], estimate: tuple[np.ndarray, np.ndarray],
+              max_difference: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair poses of two trajectories by timestamp (evo's association): (t, truth, estimate)."""
+    ref, est = sync.associate_trajectories(trajectory(*reference), trajectory(*estimate),
+                                           max_diff=max_difference)
+    return ref.timestamps, ref.positions_xyz[:, :2], est.positions_xyz[:, :2]
 
 
 def errors_over_time(truth: np.ndarray, estimate: np.ndarray) -> np.ndarray:

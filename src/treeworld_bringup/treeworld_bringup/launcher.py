@@ -27,16 +27,18 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from tqdm import tqdm
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from tem_localizer import BeliefGrid
-from treeworld_bringup.recording import Recording, Scene
+from treeworld_bringup.recorder import STATUS_NAME
+from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import interface as io
 
 NODE_MODULES = {"treeworld_sim": "treeworld_sim.node",
                 "spiral_controller": "spiral_controller.node",
-                "tem_localizer": "tem_localizer.node"}
+                "tem_localizer": "tem_localizer.node",
+                "bag_recorder": "treeworld_bringup.recorder"}
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -59,6 +61,7 @@ class Gathered:
     latencies_ms: list[float] = field(default_factory=list)
     localizer_counters: dict[str, str] = field(default_factory=dict)
     sim_totals: dict[str, str] = field(default_factory=dict)
+    recorded: dict[str, str] = field(default_factory=dict)   # topic -> messages in the bag
     scene: Scene | None = None
     last_belief: OccupancyGrid | None = None
     last_covariance: np.ndarray | None = None    # (2, 2) of the last pose
@@ -107,6 +110,8 @@ class Gatherer(Node):
             values = {kv.key: kv.value for kv in status.values}
             if status.name == "treeworld_sim":
                 self.data.sim_totals = values
+            elif status.name == STATUS_NAME:
+                self.data.recorded = values
             elif status.name == "tem_localizer":
                 self.data.localizer_counters = values
                 if values.get("loss", "nan") != "nan":
@@ -114,12 +119,7 @@ class Gatherer(Node):
                     self.data.latencies_ms.append(float(values["step_latency_ms"]))
 
     def on_trees(self, message: MarkerArray) -> None:
-        trees = [m for m in message.markers if m.ns == "trees"]
-        labels = {m.id: m.text for m in message.markers if m.ns == "tree_labels"}
-        self.data.scene = Scene(
-            np.array([[m.pose.position.x, m.pose.position.y] for m in trees]).reshape(-1, 2),
-            np.array([m.color.r > m.color.g for m in trees], dtype=bool),
-            [labels.get(m.id, "") for m in trees])
+        self.data.scene = scene_from_markers(message)
 
 
 def ros_environment() -> dict[str, str]:
@@ -129,15 +129,18 @@ def ros_environment() -> dict[str, str]:
 class NodeProcesses:
     """The graph's processes: started with one parameter file, stopped by PID."""
 
-    def __init__(self, names: list[str], parameter_file: Path, log_dir: Path):
+    def __init__(self, names: list[str], parameter_file: Path, log_dir: Path,
+                 bag: Path | None = None):
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
-        for name in names:
+        ros_arguments = ["--ros-args", "--params-file", str(parameter_file), "-p",
+                         "use_sim_time:=true"]
+        for name in names + (["bag_recorder"] if bag else []):
+            arguments = [str(bag)] if name == "bag_recorder" else ros_arguments
             self.logs[name] = log_dir / f"{name}.log"
             with open(self.logs[name], "w") as log:
                 self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", NODE_MODULES[name], "--ros-args", "--params-file",
-                     str(parameter_file), "-p", "use_sim_time:=true"],
+                    [sys.executable, "-m", NODE_MODULES[name], *arguments],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=ros_environment(), start_new_session=True)
             print(f"started {name} (pid {self.processes[name].pid}), log {self.logs[name]}",
@@ -174,23 +177,26 @@ def _terminate(signum, frame):
 
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
                  stall_seconds: float = 60.0, progress: bool = True,
-                 log_dir: Path | None = None) -> tuple[Recording, Scene, dict]:
-    """Run the graph for ``settings.world.steps`` steps; returns what it published."""
+                 log_dir: Path | None = None, record: bool = False
+                 ) -> tuple[Recording, Scene, dict]:
+    """Run the graph for ``settings.world.steps`` steps; returns what it published. With
+    ``record``, a recorder writes every topic into a bag (``info["bag"]``)."""
     steps, period = settings.world.steps, settings.world.step_period
     names = ["treeworld_sim", "spiral_controller"] + (["tem_localizer"] if use_localizer else [])
     workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
     log_dir = log_dir or workspace
     parameter_file = workspace / "parameters.yaml"
     parameter_file.write_text(yaml.safe_dump(parameter_document(settings), sort_keys=False))
+    bag = workspace / "bag" if record else None
     previous_term = signal.signal(signal.SIGTERM, _terminate)
     rclpy.init(args=[])
     gatherer = Gatherer(period, belief_stride)
     nodes = None
     try:
-        nodes = NodeProcesses(names, parameter_file, log_dir)
+        nodes = NodeProcesses(names, parameter_file, log_dir, bag)
         bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
                    mininterval=0.5)
-        while not _complete(gatherer.data, steps, use_localizer):
+        while not _complete(gatherer.data, steps, use_localizer, record):
             rclpy.spin_once(gatherer, timeout_sec=0.05)
             bar.update(len(gatherer.data.estimates if use_localizer else gatherer.data.truth)
                        - bar.n)
@@ -201,7 +207,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         # from the first step's data (node start-up excluded) to the last step's estimate
         elapsed = time.perf_counter() - gatherer.first_step_at
         bar.close()
-        info = {"pids": nodes.pids, "elapsed_seconds": elapsed}
+        info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
+                "parameter_file": parameter_file}
     finally:
         if nodes is not None:
             nodes.stop()
@@ -209,15 +216,21 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         rclpy.shutdown()
         signal.signal(signal.SIGTERM, previous_term)
     recording = _recording(gatherer.data, settings, use_localizer, belief_stride, elapsed)
-    scene = gatherer.data.scene or Scene(np.zeros((0, 2)), np.zeros(0, bool), [])
+    scene = gatherer.data.scene or NO_TREES
     return recording, scene, info | {"latencies_ms": gatherer.data.latencies_ms,
                                      "last_belief": gatherer.data.last_belief,
                                      "last_covariance": gatherer.data.last_covariance}
 
 
-def _complete(data: Gathered, steps: int, use_localizer: bool) -> bool:
+def _complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:
     if len(data.truth) < steps + 1 or not data.sim_totals:
         return False
+    if record:
+        recorded = {topic: int(count) for topic, count in data.recorded.items()}
+        needed = {io.GROUND_TRUTH: steps + 1, io.SMELL: steps, io.ODOM: steps} | (
+            {io.POSE: steps, io.BELIEF: steps} if use_localizer else {})
+        if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
+            return False
     if not use_localizer:
         return True
     # the step's diagnostics (its loss and latency) follow its estimate

@@ -16,20 +16,21 @@ import numpy as np
 
 from treeworld_bringup import plots
 from treeworld_bringup.evaluation import evaluate, write_tum
-from treeworld_bringup.recording import Recording, Scene
+from treeworld_bringup.recording import Recording, Scene, scene_to_json
 
 
 def compute_metrics(recording: Recording) -> dict:
     """World figures, and with an estimate, its ATE/RPE and loss statistics."""
     metrics = {"steps": recording.steps} | recording.summary
-    if recording.estimates is not None and recording.steps > 0:
+    has_truth = recording.true_positions is not None
+    if has_truth and recording.estimates is not None and recording.steps > 0:
         metrics |= evaluate(recording.timestamps, recording.true_positions,
                             recording.estimates)
-        losses = recording.losses[np.isfinite(recording.losses)] \
-            if recording.losses is not None else np.array([])
-        if losses.size:
-            metrics |= {"mean_loss": float(losses.mean()), "min_loss": float(losses.min()),
-                        "max_loss": float(losses.max())}
+    losses = recording.losses[np.isfinite(recording.losses)] \
+        if recording.losses is not None else np.array([])
+    if losses.size:
+        metrics |= {"mean_loss": float(losses.mean()), "min_loss": float(losses.min()),
+                    "max_loss": float(losses.max())}
     return metrics
 
 
@@ -46,27 +47,34 @@ def _json_ready(value):
 def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell_size: float,
                  extra_metrics: dict | None = None, gif: bool = True,
                  baseline: Recording | None = None,
-                 pictures: list[tuple[str, Callable[[Path], None]]] = ()) -> dict:
+                 extras: list[tuple[str, Callable[[Path], None]]] = (),
+                 base_metrics: dict | None = None) -> dict:
     """Write ground_truth.tum, estimate.tum, metrics.json, world.png, error.png, loss.png and
     belief.gif (as far as the recording has them) into ``out``; returns the metrics.
-    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error; ``pictures`` are
-    (file name, draw(path)) pairs for further figures."""
+    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error; ``extras`` are
+    (name, write(path)) pairs for further files or folders; ``base_metrics`` are metrics that
+    the recording's own evaluation updates."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    metrics = compute_metrics(recording) | (extra_metrics or {})
+    metrics = (base_metrics or {}) | compute_metrics(recording) | (extra_metrics or {})
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        write_tum(staging / "ground_truth.tum", recording.timestamps, recording.true_positions)
+        has_truth = recording.true_positions is not None
+        if has_truth:
+            write_tum(staging / "ground_truth.tum", recording.timestamps,
+                      recording.true_positions)
         plots.plot_world(staging / "world.png", recording, scene, title)
         if recording.estimates is not None:
             write_tum(staging / "estimate.tum", recording.timestamps, recording.estimates)
-            plots.plot_error(staging / "error.png", recording, cell_size, title, baseline)
+            if has_truth:
+                plots.plot_error(staging / "error.png", recording, cell_size, title, baseline)
         if recording.losses is not None and np.isfinite(recording.losses).any():
             plots.plot_loss(staging / "loss.png", recording, title)
         if gif and recording.belief_frames is not None:
             plots.animate_belief(staging / "belief.gif", recording, scene, title)
-        for name, draw in pictures:
-            draw(staging / name)
+        (staging / "scene.json").write_text(json.dumps(scene_to_json(scene)) + "\n")
+        for name, write in extras:
+            write(staging / name)
         (staging / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for item in staging.iterdir():

@@ -22,16 +22,18 @@ def _draw_trees(ax, scene: Scene) -> None:
                label="poisonous tree", zorder=3)
 
 
-def plot_world(path: Path, recording: Recording, scene: Scene, title: str) -> None:
+def plot_world(file: Path, recording: Recording, scene: Scene, title: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 7))
     _draw_trees(ax, scene)
     truth = recording.true_positions
-    ax.plot(*truth.T, color="tab:blue", lw=1.2, label="true path")
+    if truth is not None:
+        ax.plot(*truth.T, color="tab:blue", lw=1.2, label="true path")
     if recording.estimates is not None:
         ax.plot(*recording.estimates.T, color="tab:orange", lw=1.2, ls="--",
                 label="estimate (belief mean)")
-    ax.plot(*truth[0], "ks", ms=8, label="start")
-    ax.plot(*truth[-1], "k*", ms=14, label="end")
+    path = truth if truth is not None else recording.estimates
+    ax.plot(*path[0], "ks", ms=8, label="start")
+    ax.plot(*path[-1], "k*", ms=14, label="end")
     ax.set_aspect("equal")
     ax.set_xlabel("x (world units)")
     ax.set_ylabel("y (world units)")
@@ -39,7 +41,7 @@ def plot_world(path: Path, recording: Recording, scene: Scene, title: str) -> No
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(file, dpi=100)
     plt.close(fig)
 
 
@@ -87,7 +89,10 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
     image = ax.imshow(frames[0], extent=[-half, half, -half, half], origin="lower",
                       cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
     _draw_trees(ax, scene)
-    agent, = ax.plot([], [], "o", color="white", mec="red", mew=2, ms=7, label="true position")
+    marked = recording.true_positions if recording.true_positions is not None \
+        else recording.estimates
+    label = "true position" if recording.true_positions is not None else "estimate"
+    agent, = ax.plot([], [], "o", color="white", mec="red", mew=2, ms=7, label=label)
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
     ax.set_xlabel("x")
@@ -98,7 +103,7 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
         frame = frames[index]
         image.set_data(frame / max(float(frame.max()), 1e-30))
         step = index * stride
-        agent.set_data([recording.true_positions[step, 0]], [recording.true_positions[step, 1]])
+        agent.set_data([marked[step, 0]], [marked[step, 1]])
         ax.set_title(f"{title}: belief at step {step}", fontsize=9)
         return image, agent
 

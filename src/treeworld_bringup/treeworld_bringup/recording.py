@@ -20,7 +20,7 @@ class Recording:
     """One run, one row per step. Positions in world units, timestamps in seconds."""
 
     timestamps: np.ndarray                      # (T,)
-    true_positions: np.ndarray                  # (T, 2) where the agent was when it sensed
+    true_positions: np.ndarray | None           # (T, 2) where the agent was when it sensed
     estimates: np.ndarray | None = None         # (T, 2) localizer's belief mean
     losses: np.ndarray | None = None            # (T,) NaN where the step was skipped
     belief_frames: np.ndarray | None = None     # (K, S, S) every belief_stride-th belief
@@ -31,3 +31,29 @@ class Recording:
     @property
     def steps(self) -> int:
         return len(self.timestamps)
+
+
+def scene_from_markers(markers) -> Scene:
+    """The trees of a /treeworld/trees MarkerArray (rclpy or rosbags message)."""
+    trees = [m for m in markers.markers if m.ns == "trees"]
+    labels = {m.id: m.text for m in markers.markers if m.ns == "tree_labels"}
+    return Scene(
+        np.array([[m.pose.position.x, m.pose.position.y] for m in trees]).reshape(-1, 2),
+        np.array([m.color.r > m.color.g for m in trees], dtype=bool),
+        [labels.get(m.id, "") for m in trees])
+
+
+def scene_to_json(scene: Scene) -> dict:
+    return {"trees": [{"x": float(p[0]), "y": float(p[1]), "poisonous": bool(poison),
+                       "label": label} for p, poison, label in
+                      zip(scene.tree_positions, scene.tree_poisonous, scene.tree_labels)]}
+
+
+def scene_from_json(document: dict) -> Scene:
+    trees = document.get("trees", [])
+    return Scene(np.array([[t["x"], t["y"]] for t in trees]).reshape(-1, 2),
+                 np.array([t["poisonous"] for t in trees], dtype=bool),
+                 [t["label"] for t in trees])
+
+
+NO_TREES = Scene(np.zeros((0, 2)), np.zeros(0, dtype=bool), [])

@@ -1,0 +1,104 @@
+"""``treeworld bag play``: publish a bag's messages as they were recorded.
+
+At the recorded pace (``rate`` times it), or in lockstep: each step's /odom and /smell are
+published only once the localizer has consumed the previous step (read from its /diagnostics),
+as fast as it goes. Messages keep their original stamps; when the bag has no /clock, one is
+published from the message stamps so nodes with use_sim_time follow the bag.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from tqdm import tqdm
+
+from treeworld_bringup.bags import STACK_TOPICS, BagError, BagReader, message_class, \
+    stamp_nanoseconds
+from treeworld_bringup.recorder import LATCHED
+from treeworld_schema import interface as io
+
+
+class PlaybackStalled(RuntimeError):
+    """In lockstep, the localizer stopped consuming steps."""
+
+
+class Player(Node):
+    def __init__(self, connections: dict[str, str]):
+        super().__init__("treeworld_bag_player")
+        self.publishers_by_topic = {
+            topic: self.create_publisher(message_class(msgtype), topic,
+                                         io.latest_qos() if topic in LATCHED else io.step_qos())
+            for topic, msgtype in connections.items()}
+        self.clock = self.create_publisher(Clock, io.CLOCK, io.step_qos()) \
+            if io.CLOCK not in connections else None
+        self.consumed = 0      # steps and rejections the localizer reported
+        self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics,
+                                 io.step_qos())
+
+    def on_diagnostics(self, message: DiagnosticArray) -> None:
+        for status in message.status:
+            if status.name == "tem_localizer":
+                values = {kv.key: kv.value for kv in status.values}
+                self.consumed = int(values["steps"]) + int(values["skipped_total"])
+
+
+def play(path: Path, rate: float = 1.0, lockstep: bool = False,
+         topics_wanted: list[str] | None = None, stall_seconds: float = 60.0,
+         progress: bool = True) -> int:
+    """Publish the bag; returns the number of messages published."""
+    with BagReader(path) as bag:
+        selected = topics_wanted or list(bag.topics)
+        for topic in selected:
+            bag.require(topic, STACK_TOPICS.get(topic, bag.topics.get(topic, ("?",))[0]))
+        if lockstep:
+            for topic in (io.ODOM, io.SMELL):
+                if topic not in selected:
+                    raise BagError(f"{path}: lockstep needs topic {topic} to be played")
+        rclpy.init(args=[])
+        player = Player({t: bag.topics[t][0] for t in selected})
+        published, last_clock, started, first = 0, -1, time.monotonic(), None
+        stamps_seen: dict[int, set[str]] = {}
+        complete_steps = 0
+        total = sum(bag.topics[t][1] for t in selected)
+        try:
+            for message in tqdm(bag.messages(selected), total=total, desc="playing",
+                                unit="msg", disable=not progress, mininterval=0.5):
+                first = message.timestamp if first is None else first
+                if not lockstep:
+                    delay = started + (message.timestamp - first) * 1e-9 / rate - \
+                        time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                stamp = None
+                if player.clock is not None or lockstep:
+                    decoded = message.decode()
+                    stamp = stamp_nanoseconds(decoded) if hasattr(decoded, "header") else None
+                if player.clock is not None and stamp is not None and stamp > last_clock:
+                    player.clock.publish(Clock(clock=io.nanoseconds_stamp(stamp)))
+                    last_clock = stamp
+                player.publishers_by_topic[message.topic].publish(message.rawdata)
+                published += 1
+                if lockstep and message.topic in (io.ODOM, io.SMELL):
+                    seen = stamps_seen.setdefault(stamp, set())
+                    seen.add(message.topic)
+                    if len(seen) == 2:
+                        complete_steps += 1
+                        _wait_consumed(player, complete_steps, stall_seconds)
+                rclpy.spin_once(player, timeout_sec=0)
+        finally:
+            player.destroy_node()
+            rclpy.shutdown()
+    return published
+
+
+def _wait_consumed(player: Player, steps: int, stall_seconds: float) -> None:
+    deadline = time.monotonic() + stall_seconds
+    while player.consumed < steps:
+        rclpy.spin_once(player, timeout_sec=0.05)
+        if time.monotonic() > deadline:
+            raise PlaybackStalled(f"the localizer consumed {player.consumed} of {steps} steps "
+                                  f"in {stall_seconds:.0f} s; is tem_localizer running?")

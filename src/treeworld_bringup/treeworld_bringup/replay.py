@@ -1,0 +1,90 @@
+"""``treeworld replay``: a recorded /odom + /smell stream through a localizer, in-process.
+
+The same SensorStream as the ROS node pairs the messages, so replaying a bag of a live run
+with the run's parameters reproduces its beliefs exactly. Any bag with these two topics works,
+e.g. one recorded on a real robot with a remap.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from tem_localizer import Localizer, LocalizerConfig
+from tem_localizer.stream import SensorStream, StreamEvent
+from treeworld_bringup.bags import BagError, BagReader, pose_xy, stamp_nanoseconds
+from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
+from treeworld_bringup.settings import Settings
+from treeworld_schema import topics
+
+ODOMETRY = "nav_msgs/msg/Odometry"
+
+
+def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
+                  on_other=None) -> Iterator[StreamEvent]:
+    """Every step and rejection the bag's /odom and /smell produce, in recorded order.
+    ``on_other(topic, message)`` sees the bag's ground truth and trees."""
+    bag.require(topics.ODOM, ODOMETRY)
+    bag.require(topics.SMELL, "sensor_msgs/msg/Image")
+    extra = [t for t, kind in ((topics.GROUND_TRUTH, ODOMETRY),
+                               (topics.TREES, "visualization_msgs/msg/MarkerArray"))
+             if bag.has(t)]
+    for topic in extra:
+        bag.require(topic, bag.topics[topic][0])
+    stream = SensorStream(localizer, "odom", config.odom_frame, config.smell_frame)
+    for message, decoded in bag.decoded([topics.ODOM, topics.SMELL, *extra]):
+        event = None
+        if message.topic == topics.ODOM:
+            event = stream.odometry(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                    pose_xy(decoded))
+        elif message.topic == topics.SMELL:
+            event = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                 decoded.encoding, decoded.height,
+                                 np.frombuffer(decoded.data.tobytes(), np.float32))
+        elif on_other is not None:
+            on_other(message.topic, decoded)
+        if event is not None:
+            yield event
+
+
+def replay(path: Path, settings: Settings, belief_stride: int = 0
+           ) -> tuple[Recording, Scene]:
+    """Replay ``path`` through a localizer with ``settings.localizer``."""
+    config = settings.localizer
+    localizer = Localizer(config)
+    truth: dict[int, np.ndarray] = {}
+    scene = [NO_TREES]
+
+    def on_other(topic: str, message) -> None:
+        if topic == topics.GROUND_TRUTH:
+            truth[stamp_nanoseconds(message)] = pose_xy(message)
+        else:
+            scene[0] = scene_from_markers(message)
+
+    stamps, estimates, losses, frames = [], [], [], []
+    with BagReader(path) as bag:
+        for event in replay_events(bag, localizer, config, on_other):
+            if event.step.skipped is not None:
+                continue
+            if belief_stride and event.step.belief is not None and \
+                    len(stamps) % belief_stride == 0:
+                frames.append(event.step.belief.float().cpu().numpy())
+            stamps.append(event.stamp)
+            estimates.append(event.step.mean)
+            losses.append(event.step.loss)
+    if not stamps:
+        skipped = ", ".join(f"{k}: {n}" for k, n in localizer.counters.skipped.items())
+        raise BagError(f"{path}: no step could be used ({skipped or 'no /odom + /smell pairs'})")
+    counters = localizer.counters
+    summary = {"skipped": dict(counters.skipped),
+               "skipped_total": sum(counters.skipped.values()), "lost_count": counters.lost,
+               "clipped_actions": counters.clipped_actions}
+    have_truth = all(s in truth for s in stamps)
+    recording = Recording(
+        timestamps=np.array(stamps) * 1e-9,
+        true_positions=np.stack([truth[s] for s in stamps]) if have_truth else None,
+        estimates=np.stack(estimates), losses=np.array(losses),
+        belief_frames=np.stack(frames) if frames else None,
+        belief_stride=belief_stride or 4, grid_extent=config.extent, summary=summary)
+    return recording, scene[0]

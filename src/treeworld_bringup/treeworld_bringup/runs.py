@@ -1,0 +1,84 @@
+"""Finished runs read back for ``treeworld eval``: a run folder (TUM files) or a bag."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tem_localizer import BeliefGrid
+from treeworld_bringup.bags import BagReader, pose_xy, stamp_nanoseconds
+from treeworld_bringup.evaluation import associate, read_tum
+from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_json, \
+    scene_from_markers
+from treeworld_schema import topics
+
+
+class RunFolderError(Exception):
+    """A run folder lacks what evaluation needs; the message names the file."""
+
+
+def load_run_folder(folder: Path) -> tuple[Recording, Scene, dict]:
+    """ground_truth.tum + estimate.tum (associated by timestamp), scene.json and metrics.json
+    when present."""
+    paths = {name: folder / f"{name}.tum" for name in ("ground_truth", "estimate")}
+    for path in paths.values():
+        if not path.is_file():
+            raise RunFolderError(f"{path}: missing (a run folder needs ground_truth.tum and "
+                                 "estimate.tum)")
+    try:
+        truth, estimate = read_tum(paths["ground_truth"]), read_tum(paths["estimate"])
+        timestamps, truth_xy, estimate_xy = associate(truth, estimate)
+    except Exception as error:          # evo raises its own kinds for unreadable files
+        raise RunFolderError(f"{folder}: cannot read its TUM files ({error})") from None
+    if len(timestamps) == 0:
+        raise RunFolderError(f"{folder}: no estimate shares a timestamp with the ground truth")
+    scene_file, metrics_file = folder / "scene.json", folder / "metrics.json"
+    scene = scene_from_json(json.loads(scene_file.read_text())) if scene_file.is_file() \
+        else NO_TREES
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    recording = Recording(timestamps=timestamps, true_positions=truth_xy, estimates=estimate_xy)
+    return recording, scene, metrics
+
+
+def load_run_bag(path: Path, belief_stride: int = 4) -> tuple[Recording, Scene, dict]:
+    """Ground truth and the localizer's poses (and beliefs, trees, losses) from a bag."""
+    truth, estimates, beliefs, losses = {}, {}, {}, {}
+    scene, grid_info = NO_TREES, None
+    with BagReader(path) as bag:
+        bag.require(topics.GROUND_TRUTH, "nav_msgs/msg/Odometry")
+        bag.require(topics.POSE, "geometry_msgs/msg/PoseWithCovarianceStamped")
+        optional = [t for t in (topics.BELIEF, topics.TREES, topics.DIAGNOSTICS) if bag.has(t)]
+        for topic in optional:
+            bag.require(topic, bag.topics[topic][0])
+        for message, decoded in bag.decoded([topics.GROUND_TRUTH, topics.POSE, *optional]):
+            if message.topic == topics.GROUND_TRUTH:
+                truth[stamp_nanoseconds(decoded)] = pose_xy(decoded)
+            elif message.topic == topics.POSE:
+                estimates[stamp_nanoseconds(decoded)] = pose_xy(decoded)
+            elif message.topic == topics.BELIEF:
+                grid_info = decoded.info
+                beliefs[stamp_nanoseconds(decoded)] = np.array(decoded.data, np.int8)
+            elif message.topic == topics.TREES:
+                scene = scene_from_markers(decoded)
+            else:
+                for status in decoded.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if status.name == "tem_localizer" and values.get("loss", "nan") != "nan":
+                        losses[stamp_nanoseconds(decoded)] = float(values["loss"])
+    stamps = sorted(set(truth) & set(estimates))
+    if not stamps:
+        raise RunFolderError(f"{path}: no /tem/pose shares a stamp with /ground_truth/odom")
+    recording = Recording(
+        timestamps=np.array(stamps) * 1e-9, true_positions=np.stack([truth[s] for s in stamps]),
+        estimates=np.stack([estimates[s] for s in stamps]),
+        losses=np.array([losses.get(s, np.nan) for s in stamps]), belief_stride=belief_stride)
+    if grid_info is not None and belief_stride:
+        grid = BeliefGrid(grid_info.width, grid_info.resolution * (grid_info.width - 1))
+        frames = [grid.from_occupancy(torch.from_numpy(beliefs[s][None]))[0].numpy()
+                  for s in stamps[::belief_stride] if s in beliefs]
+        if len(frames) == len(stamps[::belief_stride]):
+            recording.belief_frames = np.stack(frames)
+            recording.grid_extent = grid.extent
+    return recording, scene, {}
