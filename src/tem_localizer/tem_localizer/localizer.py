@@ -114,7 +114,7 @@ class Localizer:
 
     def step(self, action, smell) -> LocalizerStep:
         action = np.asarray(action, dtype=np.float64).reshape(-1)
-        smell = np.asarray(smell, dtype=np.float32).reshape(-1)
+        smell = np.array(smell, dtype=np.float32).reshape(-1)   # a copy torch may own
         if action.shape != (2,):
             return self.reject("bad_action", f"action has {action.size} values, expected 2")
         if smell.shape != (self.config.sensory_embedding_dim,):

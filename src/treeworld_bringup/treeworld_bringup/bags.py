@@ -119,7 +119,7 @@ class BagReader:
         """Messages in recorded order; a damaged bag raises BagError naming the topic."""
         connections = [c for t, c in self.connections.items()
                        if topics_wanted is None or t in topics_wanted]
-        topic = "?"
+        topic = None
         try:
             for connection, timestamp, rawdata in self.reader.messages(connections=connections):
                 topic = connection.topic
@@ -127,7 +127,8 @@ class BagReader:
         except BagError:
             raise
         except Exception as error:
-            raise BagError(f"{self.path}: cannot read the bag after topic {topic} ({error})") \
+            where = f"after a {topic} message" if topic else "its messages"
+            raise BagError(f"{self.path}: cannot read {where}: the bag is damaged ({error})") \
                 from None
 
     def decoded(self, topics_wanted: list[str]) -> Iterator[tuple[BagMessage, object]]:
