@@ -30,7 +30,7 @@ demo: $(INSTALLED)
 
 experiments: $(INSTALLED)
 	for name in spiral-memory spiral-no-memory circle-memory circle-noise \
-		spiral-memory-affinity circle-memory-affinity; do \
+		spiral-memory-affinity circle-memory-affinity circle-noise-affinity; do \
 		$(VENV)/bin/treeworld experiment $$name --out docs/experiments/$$name || exit 1; \
 	done
 

@@ -8,12 +8,13 @@ Without a ROS 2 install, `treeworld launch` starts the same graph from the pip i
 """
 from pathlib import Path
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from treeworld_bringup.experiments import experiment_settings
 from treeworld_bringup.launcher import launch_graph
+from treeworld_bringup.settings import experiment_settings
 
 
 def main() -> None:

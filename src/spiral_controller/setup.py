@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Tree World team",
     maintainer_email="treeworld@example.org",
-    description="Controllers for the Tree World agent (spiral, circle, random exploration, recorded path) and their ROS 2 node.",
+    description=(
+        "Controllers for the Tree World agent (spiral, circle, "
+        "random exploration, recorded path) and their ROS 2 node."
+    ),
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": ["spiral_controller = spiral_controller.node:main"]},

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Tree World team",
     maintainer_email="treeworld@example.org",
-    description="TEM localizer: belief-grid path integration and a location-belief memory in PyTorch, and its ROS 2 node.",
+    description=(
+        "TEM localizer: belief-grid path integration and a location-belief "
+        "memory in PyTorch, and its ROS 2 node."
+    ),
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": ["tem_localizer = tem_localizer.node:main"]},

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Tree World team",
     maintainer_email="treeworld@example.org",
-    description="Tree World bringup: the treeworld command, in-process runner, launcher, bags, evaluation and plots.",
+    description=(
+        "Tree World bringup: the treeworld command, "
+        "in-process runner, launcher, bags, evaluation and plots."
+    ),
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": ["treeworld = treeworld_bringup.cli:main"]},

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Tree World team",
     maintainer_email="treeworld@example.org",
-    description="Tree World simulator: seeded fruit trees, an agent with health, a smell sensor, and its ROS 2 node.",
+    description=(
+        "Tree World simulator: seeded fruit trees, an agent with "
+        "health, a smell sensor, and its ROS 2 node."
+    ),
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": ["treeworld_sim = treeworld_sim.node:main"]},

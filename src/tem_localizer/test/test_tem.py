@@ -31,11 +31,11 @@ def spiral(steps):
 def run_model(model, coords, batch=1):
     belief, errors, losses = None, [], []
     for t in range(len(coords) - 1):
-        action = (coords[t] - coords[t - 1] if t else torch.zeros(2)).float()
-        smell = smell_field(coords[t][None])
+        action = (coords[t] - coords[t - 1] if t else torch.zeros(2)).float().to(model.device)
+        smell = smell_field(coords[t][None]).to(model.device)
         step = model(belief, action[None].repeat(batch, 1), smell.repeat(batch, 1))
         belief = step.belief
-        mean = GRID.summarize(belief).mean[0].double()
+        mean = GRID.summarize(belief).mean[0].double().cpu()
         errors.append(float((mean - coords[t]).norm()))
         losses.append(float(step.loss[0]))
     return belief, np.array(errors), np.array(losses)
@@ -141,6 +141,37 @@ def test_dead_reckoning_sums_the_actions():
         result = localizer.step(action, np.zeros(4))
     np.testing.assert_allclose(result.mean, [4.0, 1.0])
     assert result.belief is None
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_gives_the_cpu_beliefs():
+    coords = spiral(200)
+    on_cpu, _, _ = run_model(TEM2d(GRID, SMELL_DIM, use_memory_to_localize=False), coords)
+    on_gpu, errors, losses = run_model(
+        TEM2d(GRID, SMELL_DIM, use_memory_to_localize=False, device="cuda"), coords)
+    assert on_gpu.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=1e-6, rtol=1e-4)
+    assert errors.max() < GRID.cell_size
+
+
+@needs_cuda
+def test_memory_recall_runs_on_cuda():
+    model = TEM2d(GRID, SMELL_DIM, use_memory_to_localize=True, mixing="affinity",
+                  device="cuda")
+    belief, errors, _ = run_model(model, spiral(200))
+    assert belief.device.type == "cuda" and model.memory.beliefs.device.type == "cuda"
+    assert float(belief.sum()) == pytest.approx(1.0, abs=1e-4)
+    assert errors.max() < 2 * GRID.cell_size
+
+
+@needs_cuda
+def test_auto_device_picks_cuda():
+    localizer = Localizer(dataclasses.replace(SMALL, device="auto"))
+    result = localizer.step([1.0, 0.0], good_smell())
+    assert localizer.device.type == "cuda" and result.belief.device.type == "cuda"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without CUDA")

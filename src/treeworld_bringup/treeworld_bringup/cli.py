@@ -13,23 +13,23 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from spiral_controller import PathFileError
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
-import numpy as np
-
 from treeworld_bringup import plots
 from treeworld_bringup.bags import POSE_TYPES, BagError, BagReader, pose_tum_row
 from treeworld_bringup.evaluation import format_table
+from treeworld_bringup.experiments import run_experiment
+from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
+from treeworld_bringup.outputs import write_report
 from treeworld_bringup.player import PlaybackStalled, play
 from treeworld_bringup.recorder import add_record_options, record
 from treeworld_bringup.replay import replay
-from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
-from treeworld_bringup.experiments import EXPERIMENTS, run_experiment
-from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
-from treeworld_bringup.outputs import write_report
 from treeworld_bringup.runner import run
-from treeworld_bringup.settings import Settings, load_settings
+from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
+from treeworld_bringup.settings import EXPERIMENTS, Settings, load_settings
 from treeworld_schema import ConfigError
 from treeworld_schema.schema import with_overrides
 

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
+
 import numpy as np
 
 from treeworld_bringup import plots

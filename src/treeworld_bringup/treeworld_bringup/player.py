@@ -16,8 +16,13 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
-from treeworld_bringup.bags import STACK_TOPICS, BagError, BagReader, message_class, \
-    stamp_nanoseconds
+from treeworld_bringup.bags import (
+    STACK_TOPICS,
+    BagError,
+    BagReader,
+    message_class,
+    stamp_nanoseconds,
+)
 from treeworld_bringup.recorder import LATCHED
 from treeworld_schema import interface as io
 

@@ -10,8 +10,13 @@ import torch
 from tem_localizer import BeliefGrid
 from treeworld_bringup.bags import BagReader, pose_xy, stamp_nanoseconds
 from treeworld_bringup.evaluation import associate, read_tum
-from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_json, \
-    scene_from_markers
+from treeworld_bringup.recording import (
+    NO_TREES,
+    Recording,
+    Scene,
+    scene_from_json,
+    scene_from_markers,
+)
 from treeworld_schema import topics
 
 

@@ -9,8 +9,22 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from treeworld_schema.topics import (  # noqa: F401  (re-exported for the nodes)
-    BASE_FRAME, BELIEF, CLOCK, CMD_VEL, DIAGNOSTICS, GROUND_TRUTH, HEALTH, MAP_FRAME, ODOM,
-    ODOM_FRAME, PATH, POSE, SMELL, SMELL_ENCODING, TREES)
+    BASE_FRAME,
+    BELIEF,
+    CLOCK,
+    CMD_VEL,
+    DIAGNOSTICS,
+    GROUND_TRUTH,
+    HEALTH,
+    MAP_FRAME,
+    ODOM,
+    ODOM_FRAME,
+    PATH,
+    POSE,
+    SMELL,
+    SMELL_ENCODING,
+    TREES,
+)
 
 HISTORY_DEPTH = 1000
 
