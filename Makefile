@@ -26,7 +26,8 @@ test: $(INSTALLED)
 	$(PYTHON) -m pytest src
 
 demo: $(INSTALLED)
-	$(VENV)/bin/treeworld launch --controller spiral --steps 1000 --no-memory --gif --out runs/demo
+	rm -rf runs/demo
+	$(VENV)/bin/treeworld launch --controller spiral --steps 1000 --no-memory --gif --record --out runs/demo
 
 experiments: $(INSTALLED)
 	for name in spiral-memory spiral-no-memory circle-memory circle-noise \

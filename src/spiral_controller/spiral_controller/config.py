@@ -10,7 +10,7 @@ from treeworld_schema import ConfigError, setting
 class ControllerConfig:
     """Which path the agent follows, and its shape (SPEC section 3). World units, steps."""
 
-    controller: str = setting("spiral", "spiral | circle | random | path",
+    controller: str = setting("spiral", "Which path the agent follows (SPEC section 3)",
                               choices=("spiral", "circle", "random", "path"))
     path_file: str = setting("", "Recorded path to follow (TUM 't x y z qx qy qz qw' or CSV "
                              "'t,x,y'); used by controller=path")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spiral_controller import PathFileError
+from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 from treeworld_bringup import plots
@@ -74,6 +74,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                            odometry_noise=args.action_noise)
     controls = with_overrides(settings.controller, "spiral_controller", controller=controller,
                               path_file=path_file, seed=args.seed)
+    if controls.controller == "path":
+        load_path_file(controls.path_file)      # a bad file is reported before anything runs
     method = None if args.localizer == "none" else args.localizer
     localizer = with_overrides(
         settings.localizer, "tem_localizer", method=method, device=args.device,
@@ -122,7 +124,8 @@ def command_launch(args: argparse.Namespace) -> int:
             f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
         } | {"max": float(latencies.max())}
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
-    extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path))]
+    extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path)),
+              ("logs", lambda path: _copy_logs(info["logs"], path))]
     if info["bag"] is not None:
         extras.append(("bag", lambda path: shutil.move(info["bag"], path)))
     belief = info["last_belief"]
@@ -135,8 +138,15 @@ def command_launch(args: argparse.Namespace) -> int:
             info["last_covariance"])))
     metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
                            cell_size, extra_metrics=extra, gif=args.gif, extras=extras)
+    shutil.rmtree(info["workspace"], ignore_errors=True)
     print_summary(metrics, args.out)
     return 0
+
+
+def _copy_logs(logs: dict[str, Path], folder: Path) -> None:
+    folder.mkdir()
+    for name, log in logs.items():
+        shutil.copy(log, folder / log.name)
 
 
 def command_replay(args: argparse.Namespace) -> int:

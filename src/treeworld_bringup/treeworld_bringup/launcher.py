@@ -176,15 +176,15 @@ def _terminate(signum, frame):
 
 
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
-                 stall_seconds: float = 60.0, progress: bool = True,
-                 log_dir: Path | None = None, record: bool = False
+                 stall_seconds: float = 60.0, progress: bool = True, record: bool = False
                  ) -> tuple[Recording, Scene, dict]:
     """Run the graph for ``settings.world.steps`` steps; returns what it published. With
-    ``record``, a recorder writes every topic into a bag (``info["bag"]``)."""
+    ``record``, a recorder writes every topic into a bag (``info["bag"]``). The parameter file,
+    node logs and bag live in ``info["workspace"]``, a temporary folder the caller removes; after
+    a failure it is kept, for the logs."""
     steps, period = settings.world.steps, settings.world.step_period
     names = ["treeworld_sim", "spiral_controller"] + (["tem_localizer"] if use_localizer else [])
     workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
-    log_dir = log_dir or workspace
     parameter_file = workspace / "parameters.yaml"
     parameter_file.write_text(yaml.safe_dump(parameter_document(settings), sort_keys=False))
     bag = workspace / "bag" if record else None
@@ -193,7 +193,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     gatherer = Gatherer(period, belief_stride)
     nodes = None
     try:
-        nodes = NodeProcesses(names, parameter_file, log_dir, bag)
+        nodes = NodeProcesses(names, parameter_file, workspace, bag)
         bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
                    mininterval=0.5)
         while not _complete(gatherer.data, steps, use_localizer, record):
@@ -208,7 +208,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         elapsed = time.perf_counter() - gatherer.first_step_at
         bar.close()
         info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
-                "parameter_file": parameter_file}
+                "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs}
     finally:
         if nodes is not None:
             nodes.stop()

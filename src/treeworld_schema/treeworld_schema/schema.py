@@ -110,6 +110,29 @@ def with_overrides(instance: Section, section: str, **overrides: Any) -> Section
     return section_from_mapping(type(instance), values, section)
 
 
-def describe(cls: type) -> list[tuple[str, Any, str]]:
-    """(name, default, description) for every setting, for docs and ``--help``."""
-    return [(f.name, f.default, f.metadata["description"]) for f in dataclasses.fields(cls)]
+def _allowed(field: dataclasses.Field) -> str:
+    meta = field.metadata
+    parts = [" \\| ".join(meta["choices"])] if meta["choices"] else []
+    if meta["low"] is not None:
+        parts.append(f"{'>' if meta['low_exclusive'] else '>='} {meta['low']:g}")
+    if meta["high"] is not None:
+        parts.append(f"<= {meta['high']:g}")
+    if meta["odd"]:
+        parts.append("odd")
+    return ", ".join(parts)
+
+
+def markdown_table(cls: type) -> str:
+    """The section's settings as a Markdown table: name, default, allowed values, meaning."""
+    lines = ["| parameter | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    for field in dataclasses.fields(cls):
+        default = field.default
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, str):
+            shown = repr(default)
+        else:
+            shown = f"{default:g}"
+        meaning = field.metadata["description"].replace("|", "\\|")
+        lines.append(f"| `{field.name}` | `{shown}` | {_allowed(field)} | {meaning} |")
+    return "\n".join(lines)
