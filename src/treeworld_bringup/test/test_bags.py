@@ -206,15 +206,17 @@ def truth_counter(context, add_node):
     return seen, recorded
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_recording_is_still_a_valid_bag(tmp_path, stop_signal):
+@pytest.mark.parametrize("stop_signal, storage", [(signal.SIGINT, "mcap"),
+                                                   (signal.SIGTERM, "sqlite3")])
+def test_an_interrupted_recording_is_still_a_valid_bag(tmp_path, stop_signal, storage):
     domain = private_domain()
     os.environ["ROS_DOMAIN_ID"] = domain
     bag = tmp_path / "bag"
     with ros_context(domain) as (context, add_node):
         seen, recorded = truth_counter(context, add_node)
         nodes = start_sim_and_controller(tmp_path)
-        recorder = subprocess.Popen([str(BIN / "treeworld"), "bag", "record", str(bag)],
+        recorder = subprocess.Popen([str(BIN / "treeworld"), "bag", "record", str(bag),
+                                     "--storage", storage],
                                     stderr=subprocess.PIPE, text=True, env=ros_env(domain))
         try:
             wait_for(lambda: recorded.get(io.SMELL, 0) > 100, 120,
@@ -232,6 +234,7 @@ def test_an_interrupted_recording_is_still_a_valid_bag(tmp_path, stop_signal):
             last = KILTED.deserialize_cdr(rawdata, connection.msgtype)
     assert counts[io.SMELL] > 100 and counts[io.GROUND_TRUTH] > 100
     assert last is not None
+    assert list(bag.glob("*.db3" if storage == "sqlite3" else "*.mcap"))
 
 
 def _limit_file_size():

@@ -138,6 +138,55 @@ def test_localizer_from_commanded_velocity_rejects_a_nan_twist(tmp_path):
     assert len(driver.poses) == 2
 
 
+def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):
+    from std_srvs.srv import Trigger
+
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        client = driver.create_client(Trigger, "/tem_localizer/reset")
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], localizer_parameters(tmp_path), tmp_path)
+        try:
+            for step in range(3):
+                driver.send(step, x=5.0 * step, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 3, 60, "three poses", nodes.check_alive)
+            assert driver.poses[-1].pose.pose.position.x == pytest.approx(10.0, abs=0.5)
+            wait_for(client.service_is_ready, 30, "the reset service", nodes.check_alive)
+            future = client.call_async(Trigger.Request())
+            wait_for(future.done, 30, "the reset answer", nodes.check_alive)
+            assert future.result().success
+            driver.send(3, x=15.0, smell=GOOD)
+            driver.send(4, x=20.0, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 5, 30, "poses after the reset",
+                     nodes.check_alive)
+        finally:
+            nodes.stop()
+    # step 3's odometry is the new origin: step 4 is 5 units from it, not 20
+    assert driver.poses[3].pose.pose.position.x == pytest.approx(0.0, abs=0.5)
+    assert driver.poses[4].pose.pose.position.x == pytest.approx(5.0, abs=0.5)
+
+
+def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({"treeworld_sim": {"ros__parameters": {
+        "lockstep": False, "rate_hz": 50.0, "steps": 40, "sensory_embedding_dim": SMELL_DIM}}}))
+    truth = []
+    with ros_context(private_domain()) as (context, add_node):
+        listener = Node("test_truth_listener", context=context)
+        listener.create_subscription(Odometry, io.GROUND_TRUTH, truth.append, io.step_qos())
+        add_node(listener)
+        nodes = NodeProcesses(["treeworld_sim"], parameters, tmp_path)
+        try:
+            wait_for(lambda: len(truth) == 41, 60, "40 steps and the final pose",
+                     nodes.check_alive)
+        finally:
+            nodes.stop()
+    stamps = [io.stamp_nanoseconds(m.header.stamp) for m in truth]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 41
+    # no controller: the agent rests where it started
+    assert all(m.pose.pose.position.x == 0.0 and m.pose.pose.position.y == 0.0 for m in truth)
+
+
 def start_node(module: str, *parameters: str) -> subprocess.CompletedProcess:
     arguments = [a for p in parameters for a in ("-p", p)]
     return subprocess.run([sys.executable, "-m", module, "--ros-args", *arguments],

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +17,13 @@ from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 from treeworld_bringup import plots
-from treeworld_bringup.bags import POSE_TYPES, BagError, BagReader, pose_tum_row
+from treeworld_bringup.bag_commands import add_bag_commands
+from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
 from treeworld_bringup.experiments import run_experiment
 from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.outputs import write_report
-from treeworld_bringup.player import PlaybackStalled, play
-from treeworld_bringup.recorder import add_record_options, record
+from treeworld_bringup.player import PlaybackStalled
 from treeworld_bringup.replay import replay
 from treeworld_bringup.runner import run
 from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
@@ -181,52 +179,6 @@ def command_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_bag_record(args: argparse.Namespace) -> int:
-    return record(args.out, args.topics, args.storage)
-
-
-def command_bag_play(args: argparse.Namespace) -> int:
-    count = play(args.bag, rate=args.rate, lockstep=args.lockstep, topics_wanted=args.topics)
-    print(f"played {count} messages from {args.bag}")
-    return 0
-
-
-def command_bag_info(args: argparse.Namespace) -> int:
-    with BagReader(args.bag) as bag:
-        print(f"bag {args.bag}: {sum(n for _, n in bag.topics.values())} messages, "
-              f"{bag.duration_seconds:.3f} s")
-        for topic, (msgtype, count) in sorted(bag.topics.items()):
-            print(f"  {topic:24s} {msgtype:45s} {count:8d}")
-    return 0
-
-
-def command_bag_export(args: argparse.Namespace) -> int:
-    """One TUM file per pose topic (Odometry, PoseStamped, PoseWithCovarianceStamped)."""
-    rows: dict[str, list] = {}
-    with BagReader(args.bag) as bag:
-        pose_topics = [t for t, (kind, _) in bag.topics.items() if kind in POSE_TYPES]
-        if not pose_topics:
-            raise BagError(f"{args.bag}: no pose topic ({', '.join(POSE_TYPES)}) to export")
-        for topic in pose_topics:
-            bag.require(topic, POSE_TYPES)
-        for message, decoded in bag.decoded(pose_topics):
-            rows.setdefault(message.topic, []).append(pose_tum_row(decoded))
-    args.tum.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{args.tum.name}.partial-", dir=args.tum.parent))
-    try:
-        for topic, table in rows.items():
-            name = topic.strip("/").replace("/", "_") + ".tum"
-            np.savetxt(staging / name, np.asarray(table), fmt="%.9f",
-                       header=f"{topic}: t x y z qx qy qz qw", comments="# ")
-        args.tum.mkdir(exist_ok=True)
-        for item in staging.iterdir():
-            os.replace(item, args.tum / item.name)
-            print(f"wrote {args.tum / item.name}")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return 0
-
-
 def command_experiment(args: argparse.Namespace) -> int:
     metrics = run_experiment(args.name, args.out, seed=args.seed, device=args.device)
     print(f"{args.name}: {EXPERIMENTS[args.name].seed_observation}")
@@ -270,26 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "/tem/belief)")
     eval_parser.set_defaults(handler=command_eval)
 
-    bag = commands.add_parser("bag", help="record, play, inspect and export rosbag2 bags")
-    bag_commands = bag.add_subparsers(dest="bag_command", required=True, parser_class=Parser)
-    bag_record = bag_commands.add_parser("record", help="record the stack's topics")
-    add_record_options(bag_record)
-    bag_record.set_defaults(handler=command_bag_record)
-    bag_play = bag_commands.add_parser("play", help="publish a bag's messages")
-    bag_play.add_argument("bag", type=Path)
-    pace = bag_play.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, default=1.0, help="times the recorded speed")
-    pace.add_argument("--lockstep", action="store_true",
-                      help="each step once the localizer has consumed the previous one")
-    bag_play.add_argument("--topics", nargs="+", help="topics to play (default: all)")
-    bag_play.set_defaults(handler=command_bag_play)
-    bag_info = bag_commands.add_parser("info", help="topics, types, counts, duration")
-    bag_info.add_argument("bag", type=Path)
-    bag_info.set_defaults(handler=command_bag_info)
-    bag_export = bag_commands.add_parser("export", help="TUM files of the pose topics")
-    bag_export.add_argument("bag", type=Path)
-    bag_export.add_argument("--tum", type=Path, required=True, help="output folder")
-    bag_export.set_defaults(handler=command_bag_export)
+    add_bag_commands(commands, Parser)
 
     experiment = commands.add_parser("experiment", help="one of the seed's experiments")
     experiment.add_argument("name", choices=sorted(EXPERIMENTS))

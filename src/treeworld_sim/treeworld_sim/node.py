@@ -13,6 +13,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
@@ -89,7 +91,9 @@ class TreeWorldSimNode(Node):
             f"{'lockstep' if self.config.lockstep else f'{self.config.rate_hz} Hz'}")
         self.publish_observation()
         if not self.config.lockstep:
-            self.create_timer(1.0 / self.config.rate_hz, self.on_timer)
+            # wall-clock time: this node is the clock, so it must not wait on /clock itself
+            self.create_timer(1.0 / self.config.rate_hz, self.on_timer,
+                              clock=RosClock(clock_type=ClockType.STEADY_TIME))
 
     def publish_observation(self) -> StepRecord:
         record = self.world.observe()
