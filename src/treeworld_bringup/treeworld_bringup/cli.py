@@ -172,7 +172,10 @@ def command_eval(args: argparse.Namespace) -> int:
         out = args.out or source
     for stale in ("evaluation", "ate_rmse", "ate_rmse_aligned", "rpe_rmse"):
         base.pop(stale, None)
-    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}", 10.0,
+    parameters = source / "parameters.yaml"     # written by treeworld launch
+    localizer = load_settings(parameters if parameters.is_file() else None).localizer
+    cell_size = BeliefGrid(localizer.grid_size, localizer.extent).cell_size
+    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}", cell_size,
                            gif=args.gif, base_metrics=base)
     print(format_table(metrics["evaluation"]))
     print(f"ATE RMSE (unaligned) {metrics['ate_rmse']:.6f}; report in {out}/")

@@ -79,7 +79,10 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
         (staging / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for item in staging.iterdir():
-            os.replace(item, out / item.name)
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)        # a bag or logs folder from an earlier run
+            os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return metrics
