@@ -104,8 +104,9 @@ class TemLocalizerNode(Node):
         covariance[:2, :2] = result.covariance
         pose.pose.covariance = covariance.reshape(-1).tolist()
         self.pose_publisher.publish(pose)
-        stamped = PoseStamped(header=pose.header, pose=pose.pose.pose)
-        self.path.poses = (self.path.poses + [stamped])[-MAX_PATH_POSES:]
+        self.path.poses.append(PoseStamped(header=pose.header, pose=pose.pose.pose))
+        if len(self.path.poses) > MAX_PATH_POSES:
+            del self.path.poses[0]
         self.path.header.stamp = stamp
         self.path_publisher.publish(self.path)
 
