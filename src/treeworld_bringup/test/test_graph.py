@@ -129,7 +129,7 @@ def test_ctrl_c_stops_every_node_and_writes_nothing(tmp_path):
             add_node(recorder)
             wait_for(lambda: len(recorder.poses) >= 20, 120, "the graph to run")
         launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(timeout=30) == 130
+        assert launcher.wait(timeout=30) == 130, launcher.stderr.read()[-2000:]
     finally:
         if launcher.poll() is None:
             launcher.kill()

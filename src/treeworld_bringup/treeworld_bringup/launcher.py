@@ -26,6 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
@@ -190,7 +191,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     parameter_file.write_text(yaml.safe_dump(parameter_document(settings), sort_keys=False))
     bag = workspace / "bag" if record else None
     previous_term = signal.signal(signal.SIGTERM, _terminate)
-    rclpy.init(args=[])
+    # Ctrl-C stays a KeyboardInterrupt, so the launch can stop its nodes itself
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     gatherer = Gatherer(period, belief_stride)
     nodes = None
     try:

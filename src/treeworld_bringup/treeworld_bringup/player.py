@@ -13,6 +13,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
@@ -63,7 +64,8 @@ def play(path: Path, rate: float = 1.0, lockstep: bool = False,
             for topic in (io.ODOM, io.SMELL):
                 if topic not in selected:
                     raise BagError(f"{path}: lockstep needs topic {topic} to be played")
-        rclpy.init(args=[])
+        # Ctrl-C stays a KeyboardInterrupt rather than a shut-down context mid-publish
+        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
         player = Player({t: bag.topics[t][0] for t in selected})
         published, last_clock, started, first = 0, -1, time.monotonic(), None
         stamps_seen: dict[int, set[str]] = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from treeworld_bringup.bags import STACK_TOPICS, BagWriter, message_class
 from treeworld_schema import interface as io
@@ -80,7 +81,8 @@ def record(out: Path, topic_names: list[str], storage: str) -> int:
         print(f"treeworld bag record: error: cannot create bag {out}: {error}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop)
-    rclpy.init(args=[])
+    # Ctrl-C stays a KeyboardInterrupt, so the bag is closed here, cleanly
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     node = Recorder(bag, topic_names)
     code = 0
     try:
