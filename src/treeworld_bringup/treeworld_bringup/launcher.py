@@ -31,6 +31,7 @@ from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
 from tem_localizer import BeliefGrid
+from treeworld_bringup.interrupts import StopRequests
 from treeworld_bringup.recorder import STATUS_NAME
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
 from treeworld_bringup.settings import Settings, parameter_document
@@ -173,10 +174,6 @@ class NodeProcesses:
                 process.wait()
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
                  stall_seconds: float = 60.0, progress: bool = True, record: bool = False
                  ) -> tuple[Recording, Scene, dict]:
@@ -190,26 +187,26 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     parameter_file = workspace / "parameters.yaml"
     parameter_file.write_text(yaml.safe_dump(parameter_document(settings), sort_keys=False))
     bag = workspace / "bag" if record else None
-    previous_term = signal.signal(signal.SIGTERM, _terminate)
-    # Ctrl-C stays a KeyboardInterrupt, so the launch can stop its nodes itself
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     gatherer = Gatherer(period, belief_stride)
     nodes = None
     try:
-        nodes = NodeProcesses(names, parameter_file, workspace, bag)
-        bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
-                   mininterval=0.5)
-        while not _complete(gatherer.data, steps, use_localizer, record):
-            rclpy.spin_once(gatherer, timeout_sec=0.05)
-            bar.update(len(gatherer.data.estimates if use_localizer else gatherer.data.truth)
-                       - bar.n)
-            nodes.check_alive()
-            if time.monotonic() - gatherer.last_progress > stall_seconds:
-                raise GraphStalled(f"no progress for {stall_seconds:.0f} s at step "
-                                   f"{len(gatherer.data.truth)} of {steps}")
+        with StopRequests() as stop:
+            nodes = NodeProcesses(names, parameter_file, workspace, bag)
+            bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
+                       mininterval=0.5)
+            while not _complete(gatherer.data, steps, use_localizer, record):
+                rclpy.spin_once(gatherer, timeout_sec=0.05)
+                stop.check()
+                bar.update(len(gatherer.data.estimates if use_localizer
+                               else gatherer.data.truth) - bar.n)
+                nodes.check_alive()
+                if time.monotonic() - gatherer.last_progress > stall_seconds:
+                    raise GraphStalled(f"no progress for {stall_seconds:.0f} s at step "
+                                       f"{len(gatherer.data.truth)} of {steps}")
+            bar.close()
         # from the first step's data (node start-up excluded) to the last step's estimate
         elapsed = time.perf_counter() - gatherer.first_step_at
-        bar.close()
         info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
                 "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs}
     finally:
@@ -217,7 +214,6 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
             nodes.stop()
         gatherer.destroy_node()
         rclpy.shutdown()
-        signal.signal(signal.SIGTERM, previous_term)
     recording = _recording(gatherer.data, settings, use_localizer, belief_stride, elapsed)
     scene = gatherer.data.scene or NO_TREES
     return recording, scene, info | {"latencies_ms": gatherer.data.latencies_ms,

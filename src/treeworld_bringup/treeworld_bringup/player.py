@@ -24,6 +24,7 @@ from treeworld_bringup.bags import (
     message_class,
     stamp_nanoseconds,
 )
+from treeworld_bringup.interrupts import StopRequests
 from treeworld_bringup.recorder import LATCHED
 from treeworld_schema import interface as io
 
@@ -64,48 +65,56 @@ def play(path: Path, rate: float = 1.0, lockstep: bool = False,
             for topic in (io.ODOM, io.SMELL):
                 if topic not in selected:
                     raise BagError(f"{path}: lockstep needs topic {topic} to be played")
-        # Ctrl-C stays a KeyboardInterrupt rather than a shut-down context mid-publish
-        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
         player = Player({t: bag.topics[t][0] for t in selected})
-        published, last_clock, started, first = 0, -1, time.monotonic(), None
-        stamps_seen: dict[int, set[str]] = {}
-        complete_steps = 0
-        total = sum(bag.topics[t][1] for t in selected)
         try:
-            for message in tqdm(bag.messages(selected), total=total, desc="playing",
-                                unit="msg", disable=not progress, mininterval=0.5):
-                first = message.timestamp if first is None else first
-                if not lockstep:
-                    delay = started + (message.timestamp - first) * 1e-9 / rate - \
-                        time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                stamp = None
-                if player.clock is not None or lockstep:
-                    decoded = message.decode()
-                    stamp = stamp_nanoseconds(decoded) if hasattr(decoded, "header") else None
-                if player.clock is not None and stamp is not None and stamp > last_clock:
-                    player.clock.publish(Clock(clock=io.nanoseconds_stamp(stamp)))
-                    last_clock = stamp
-                player.publishers_by_topic[message.topic].publish(message.rawdata)
-                published += 1
-                if lockstep and message.topic in (io.ODOM, io.SMELL):
-                    seen = stamps_seen.setdefault(stamp, set())
-                    seen.add(message.topic)
-                    if len(seen) == 2:
-                        complete_steps += 1
-                        _wait_consumed(player, complete_steps, stall_seconds)
-                rclpy.spin_once(player, timeout_sec=0)
+            with StopRequests() as stop:
+                return _publish(player, bag, selected, rate, lockstep, stall_seconds, progress,
+                                stop)
         finally:
             player.destroy_node()
             rclpy.shutdown()
+
+
+def _publish(player: Player, bag: BagReader, selected: list[str], rate: float, lockstep: bool,
+             stall_seconds: float, progress: bool, stop: StopRequests) -> int:
+    published, last_clock, started, first = 0, -1, time.monotonic(), None
+    stamps_seen: dict[int, set[str]] = {}        # stamp -> which of /odom, /smell went out
+    complete_steps = 0
+    total = sum(bag.topics[t][1] for t in selected)
+    for message in tqdm(bag.messages(selected), total=total, desc="playing", unit="msg",
+                        disable=not progress, mininterval=0.5):
+        first = message.timestamp if first is None else first
+        if not lockstep:
+            delay = started + (message.timestamp - first) * 1e-9 / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        stamp = None
+        if player.clock is not None or lockstep:
+            decoded = message.decode()
+            stamp = stamp_nanoseconds(decoded) if hasattr(decoded, "header") else None
+        if player.clock is not None and stamp is not None and stamp > last_clock:
+            player.clock.publish(Clock(clock=io.nanoseconds_stamp(stamp)))
+            last_clock = stamp
+        player.publishers_by_topic[message.topic].publish(message.rawdata)
+        published += 1
+        if lockstep and message.topic in (io.ODOM, io.SMELL):
+            seen = stamps_seen.setdefault(stamp, set())
+            seen.add(message.topic)
+            if len(seen) == 2:
+                complete_steps += 1
+                _wait_consumed(player, complete_steps, stall_seconds, stop)
+        rclpy.spin_once(player, timeout_sec=0)
+        stop.check()
     return published
 
 
-def _wait_consumed(player: Player, steps: int, stall_seconds: float) -> None:
+def _wait_consumed(player: Player, steps: int, stall_seconds: float,
+                   stop: StopRequests) -> None:
     deadline = time.monotonic() + stall_seconds
     while player.consumed < steps:
         rclpy.spin_once(player, timeout_sec=0.05)
+        stop.check()
         if time.monotonic() > deadline:
             raise PlaybackStalled(f"the localizer consumed {player.consumed} of {steps} steps "
                                   f"in {stall_seconds:.0f} s; is tem_localizer running?")

@@ -11,7 +11,6 @@ leaves the rest of the graph running.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from treeworld_bringup.bags import STACK_TOPICS, BagWriter, message_class
+from treeworld_bringup.interrupts import StopRequests
 from treeworld_schema import interface as io
 
 LATCHED = {io.TREES, io.PATH}
@@ -63,10 +63,6 @@ class Recorder(Node):
         self.status.publish(message)
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt
-
-
 def record(out: Path, topic_names: list[str], storage: str) -> int:
     """Record until Ctrl-C / SIGTERM. Exit status 0, or 2 when OUT cannot be created, 1 when
     writing fails later."""
@@ -80,13 +76,14 @@ def record(out: Path, topic_names: list[str], storage: str) -> int:
     except Exception as error:
         print(f"treeworld bag record: error: cannot create bag {out}: {error}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _stop)
-    # Ctrl-C stays a KeyboardInterrupt, so the bag is closed here, cleanly
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     node = Recorder(bag, topic_names)
     code = 0
     try:
-        rclpy.spin(node)
+        with StopRequests() as stop:
+            while True:
+                rclpy.spin_once(node, timeout_sec=0.1)
+                stop.check()
     except KeyboardInterrupt:
         pass
     except RecordingFailed as error:
