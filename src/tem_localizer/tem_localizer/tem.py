@@ -21,7 +21,6 @@ class TEMStep:
     belief: torch.Tensor          # (B, S, S) sums to 1 (0 only where all mass left the grid)
     loss: torch.Tensor            # (B,) the three-term loss
     inferred_mass: torch.Tensor   # (B,) belief mass left on the grid after path integration
-    memory_weight: torch.Tensor   # (B,) share of the recalled belief in the mix (0 = none)
 
 
 class TEM2d(nn.Module):
@@ -82,8 +81,8 @@ class TEM2d(nn.Module):
         return self.grid.initial_belief(torch.zeros(self.batch_size, 2, device=self.device))
 
     def _mix(self, inferred: torch.Tensor, recalled: torch.Tensor, last_belief: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(belief, weight of the recalled belief), both batched."""
+             ) -> torch.Tensor:
+        """The mix of path integration and recall, batched."""
         if self.mixing == "average":
             weight = torch.full((inferred.shape[0],), 0.5, device=inferred.device)
         else:
@@ -91,7 +90,7 @@ class TEM2d(nn.Module):
             at_last = self.memory.read(last_belief, self.read_threshold)
             cosine = torch.cosine_similarity(at_recalled, at_last, dim=-1).clamp_min(0)
             weight = 1 - cosine.pow(self.affinity_exponent)
-        return inferred + weight[:, None, None] * (recalled - inferred), weight
+        return inferred + weight[:, None, None] * (recalled - inferred)
 
     def forward(self, last_belief: torch.Tensor | None, action: torch.Tensor,
                 smell: torch.Tensor) -> TEMStep:
@@ -105,7 +104,6 @@ class TEM2d(nn.Module):
         inferred_mass = inferred.sum(dim=(1, 2))                                 # (B,)
         recalled = None
         has_recall = torch.zeros_like(inferred_mass, dtype=torch.bool)
-        memory_weight = torch.zeros_like(inferred_mass)
         if self.use_memory_to_localize:
             recalled = self.memory.sample(
                 smell, reference=last_belief, num_samples=self.num_samples,
@@ -113,9 +111,8 @@ class TEM2d(nn.Module):
                 temperature=self.sample_temperature, generator=self.generator)
         if recalled is not None:
             has_recall = recalled.sum(dim=(1, 2)) > 1e-6                         # (B,)
-            mixed, weight = self._mix(inferred, recalled, last_belief)
+            mixed = self._mix(inferred, recalled, last_belief)
             belief = torch.where(has_recall[:, None, None], mixed, inferred)
-            memory_weight = torch.where(has_recall, weight, memory_weight)
         else:
             belief = inferred
         belief = belief.clamp_min(0).pow(self.sharpen_exponent)
@@ -128,4 +125,4 @@ class TEM2d(nn.Module):
             loss = loss + has_recall * ((belief - inferred).pow(2).mean(dim=(1, 2))
                                         + (belief - recalled).pow(2).mean(dim=(1, 2)))
         self.memory.write(belief, smell)
-        return TEMStep(belief, loss, inferred_mass, memory_weight)
+        return TEMStep(belief, loss, inferred_mass)

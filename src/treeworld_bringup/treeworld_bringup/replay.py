@@ -15,6 +15,7 @@ from tem_localizer import Localizer, LocalizerConfig
 from tem_localizer.stream import SensorStream, StreamEvent
 from treeworld_bringup.bags import BagError, BagReader, pose_xy, stamp_nanoseconds
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
+from treeworld_bringup.runner import localizer_summary
 from treeworld_bringup.settings import Settings
 from treeworld_schema import topics
 
@@ -76,15 +77,12 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0
     if not stamps:
         skipped = ", ".join(f"{k}: {n}" for k, n in localizer.counters.skipped.items())
         raise BagError(f"{path}: no step could be used ({skipped or 'no /odom + /smell pairs'})")
-    counters = localizer.counters
-    summary = {"skipped": dict(counters.skipped),
-               "skipped_total": sum(counters.skipped.values()), "lost_count": counters.lost,
-               "clipped_actions": counters.clipped_actions}
     have_truth = all(s in truth for s in stamps)
     recording = Recording(
         timestamps=np.array(stamps) * 1e-9,
         true_positions=np.stack([truth[s] for s in stamps]) if have_truth else None,
         estimates=np.stack(estimates), losses=np.array(losses),
         belief_frames=np.stack(frames) if frames else None,
-        belief_stride=belief_stride or 4, grid_extent=config.extent, summary=summary)
+        belief_stride=belief_stride or 4, grid_extent=config.extent,
+        summary=localizer_summary(localizer))
     return recording, scene[0]
