@@ -53,3 +53,12 @@ class LocalizerConfig:
         "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))
     odom_frame: str = setting("odom", "ROS node: expected frame_id of /odom")
     smell_frame: str = setting("map", "ROS node: expected frame_id of /smell")
+    max_input_age: float = setting(
+        0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
+        "completes is a late frame: its motion is integrated, its smell dropped and counted. "
+        "0 = never (lockstep needs none); set it for live robots", low=0.0)
+    path_publish_every: int = setting(
+        10, "ROS node: publish /tem/path every this many steps (and when input pauses)", low=1)
+    path_max_poses: int = setting(
+        1000, "ROS node: /tem/path holds at most this many poses, evenly spaced over the run",
+        low=2, high=100_000)

@@ -44,10 +44,11 @@ class LocalizerStep:
 
 @dataclass
 class Counters:
-    steps: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
+    steps: int = 0                  # steps localized (smell used)
+    skipped: dict[str, int] = field(default_factory=dict)   # bad input, by kind
     clipped_actions: int = 0
     lost: int = 0
+    late_frames: int = 0            # motion integrated, smell dropped: it came too late
 
 
 class Localizer:
@@ -112,35 +113,63 @@ class Localizer:
                              self.belief[0].detach(),
                              loss, lost, skipped)
 
-    def step(self, action, smell) -> LocalizerStep:
+    def _checked_action(self, action) -> np.ndarray | LocalizerStep:
+        """The action, clipped to max_action_norm, or the rejection when it is unusable."""
         action = np.asarray(action, dtype=np.float64).reshape(-1)
-        smell = np.array(smell, dtype=np.float32).reshape(-1)   # a copy torch may own
         if action.shape != (2,):
             return self.reject("bad_action", f"action has {action.size} values, expected 2")
-        if smell.shape != (self.config.sensory_embedding_dim,):
-            return self.reject("wrong_smell_length", f"smell has {smell.size} values, "
-                               f"expected {self.config.sensory_embedding_dim}")
         if not np.isfinite(action).all():
             return self.reject("nonfinite_action", f"action {action.tolist()} is not finite")
-        if not np.isfinite(smell).all():
-            return self.reject("nonfinite_smell", "smell contains NaN or inf")
         norm = float(np.hypot(*action))
         if norm > self.config.max_action_norm:
             self.counters.clipped_actions += 1
             self._warn_once("clipped", f"action norm {norm:.2f} exceeds max_action_norm "
                             f"{self.config.max_action_norm}; clipping it (warned once)")
             action = action * (self.config.max_action_norm / norm)
+        return action
+
+    def step(self, action, smell) -> LocalizerStep:
+        """Localize from the displacement since the last step (2,) and the smell here (D,)."""
+        smell = np.array(smell, dtype=np.float32).reshape(-1)   # a copy torch may own
+        if smell.shape != (self.config.sensory_embedding_dim,):
+            return self.reject("wrong_smell_length", f"smell has {smell.size} values, "
+                               f"expected {self.config.sensory_embedding_dim}")
+        if not np.isfinite(smell).all():
+            return self.reject("nonfinite_smell", "smell contains NaN or inf")
+        action = self._checked_action(action)
+        if isinstance(action, LocalizerStep):
+            return action
         self.counters.steps += 1
         self.dead_reckoned = self.dead_reckoned + action
         if self.model is None:
             return self._estimate(loss=float("nan"), lost=False, skipped=None)
-        return self._model_step(action, smell)
-
-    def _model_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
         smell_t = torch.as_tensor(smell, device=self.device)[None]
         with torch.set_grad_enabled(self.optimizer is not None):
             result = self.model(self.belief, action_t, smell_t)
+        if self.optimizer is not None:
+            self.pending_losses.append(result.loss.sum())
+        estimate = self._take(result)
+        if len(self.pending_losses) >= self.config.train_every:
+            self.train()
+        return estimate
+
+    def drop_late_frame(self, action) -> LocalizerStep:
+        """A step that arrived too late to localize: its motion is integrated (so no
+        displacement is lost), its smell is not used; counted as a late frame."""
+        action = self._checked_action(action)
+        if isinstance(action, LocalizerStep):
+            return action
+        self.counters.late_frames += 1
+        self.dead_reckoned = self.dead_reckoned + action
+        if self.model is None:
+            return self._estimate(loss=float("nan"), lost=False, skipped=None)
+        action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
+        with torch.no_grad():
+            return self._take(self.model.integrate_motion(self.belief, action_t))
+
+    def _take(self, result) -> LocalizerStep:
+        """Adopt the model's new belief, or restart around dead reckoning when it is lost."""
         lost = bool(result.inferred_mass[0] < self.config.lost_mass)
         if lost:
             self.counters.lost += 1
@@ -153,10 +182,6 @@ class Localizer:
             self.belief = self.grid.initial_belief(centre.clamp(-half, half))
         else:
             self.belief = result.belief
-        if self.optimizer is not None:
-            self.pending_losses.append(result.loss.sum())
-            if len(self.pending_losses) >= self.config.train_every:
-                self.train()
         return self._estimate(float(result.loss[0].detach()), lost, None)
 
     def train(self) -> None:

@@ -8,6 +8,7 @@ Rejected input is counted by the localizer and never reaches the belief.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -19,16 +20,25 @@ from treeworld_schema.topics import SMELL_ENCODING
 class StreamEvent:
     stamp: int               # nanoseconds
     step: LocalizerStep      # ``step.skipped`` names the reason when nothing was used
+    late: bool = False       # only the motion was integrated: the step came too late
 
 
 class SensorStream:
-    """Pairs odometry (or commands) and smells by stamp for one Localizer."""
+    """Pairs odometry (or commands) and smells by stamp for one Localizer.
+
+    With ``max_input_age`` (nanoseconds, 0 = never) and ``now`` (a clock in nanoseconds), a
+    step older than that when it completes is a late frame: its motion is integrated, its
+    smell dropped, so a localizer slower than real time stays current instead of falling
+    further behind.
+    """
 
     def __init__(self, localizer: Localizer, action_source: str = "odom",
-                 odom_frame: str = "odom", smell_frame: str = "map"):
+                 odom_frame: str = "odom", smell_frame: str = "map",
+                 max_input_age: int = 0, now: Callable[[], int] | None = None):
         self.localizer = localizer
         self.action_source = action_source
         self.odom_frame, self.smell_frame = odom_frame, smell_frame
+        self.max_input_age, self.now = max_input_age, now
         self.reset()
 
     def reset(self) -> None:
@@ -99,7 +109,11 @@ class SensorStream:
         for older in [s for s in self.pending if s < stamp]:
             del self.pending[older]          # never completed: its partner was rejected
         del self.pending[stamp]
-        result = self.localizer.step(self._action(stamp, entry), entry["smell"])
+        late = bool(self.max_input_age) and self.now is not None and \
+            self.now() - stamp > self.max_input_age
+        action = self._action(stamp, entry)
+        result = self.localizer.drop_late_frame(action) if late else \
+            self.localizer.step(action, entry["smell"])
         # A skipped step keeps the old odometry reference, so no displacement is lost. A
         # commanded velocity is only good for its own interval: that step is used up either way.
         if result.skipped is None or self.action_source == "cmd_vel":
@@ -107,4 +121,4 @@ class SensorStream:
             self.commands = {s: v for s, v in self.commands.items() if s >= stamp}
             if "odom" in entry:
                 self.last_position = entry["odom"]
-        return StreamEvent(stamp, result)
+        return StreamEvent(stamp, result, late)

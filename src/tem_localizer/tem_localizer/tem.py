@@ -92,15 +92,36 @@ class TEM2d(nn.Module):
             weight = 1 - cosine.pow(self.affinity_exponent)
         return inferred + weight[:, None, None] * (recalled - inferred)
 
-    def forward(self, last_belief: torch.Tensor | None, action: torch.Tensor,
-                smell: torch.Tensor) -> TEMStep:
-        """last_belief (B, S, S) or None (start), action (B, 2) world units, smell (B, D)."""
+    def _sharpened(self, belief: torch.Tensor) -> torch.Tensor:
+        """belief ** e, renormalized: counters the blur of repeated bilinear shifts."""
+        belief = belief.clamp_min(0).pow(self.sharpen_exponent)
+        total = belief.sum(dim=(1, 2), keepdim=True)
+        return belief / total.clamp_min(torch.finfo(belief.dtype).tiny)
+
+    def _path_integrated(self, last_belief: torch.Tensor | None, action: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last belief, shifted belief (B, S, S)); the last belief is the initial one at the
+        start."""
         if last_belief is None:
             last_belief = self.initial_belief()
         if self.action_map is not None:
             action = action @ self.action_map.T
-        inferred = path_integrate(last_belief, action, self.grid.cell_size, self.filter_size,
-                                  self.kernel_blur_sigma)                        # (B, S, S)
+        return last_belief, path_integrate(last_belief, action, self.grid.cell_size,
+                                           self.filter_size, self.kernel_blur_sigma)
+
+    def integrate_motion(self, last_belief: torch.Tensor | None, action: torch.Tensor
+                         ) -> TEMStep:
+        """Path integration alone, for a step whose smell is not used: no recall, no write,
+        loss NaN."""
+        _, inferred = self._path_integrated(last_belief, action)
+        inferred_mass = inferred.sum(dim=(1, 2))
+        loss = torch.full_like(inferred_mass, float("nan"))
+        return TEMStep(self._sharpened(inferred), loss, inferred_mass)
+
+    def forward(self, last_belief: torch.Tensor | None, action: torch.Tensor,
+                smell: torch.Tensor) -> TEMStep:
+        """last_belief (B, S, S) or None (start), action (B, 2) world units, smell (B, D)."""
+        last_belief, inferred = self._path_integrated(last_belief, action)      # (B, S, S)
         inferred_mass = inferred.sum(dim=(1, 2))                                 # (B,)
         recalled = None
         has_recall = torch.zeros_like(inferred_mass, dtype=torch.bool)
@@ -115,9 +136,7 @@ class TEM2d(nn.Module):
             belief = torch.where(has_recall[:, None, None], mixed, inferred)
         else:
             belief = inferred
-        belief = belief.clamp_min(0).pow(self.sharpen_exponent)
-        total = belief.sum(dim=(1, 2), keepdim=True)
-        belief = belief / total.clamp_min(torch.finfo(belief.dtype).tiny)
+        belief = self._sharpened(belief)
 
         predicted = self.memory.read(belief, self.read_threshold)                # (B, D)
         loss = (smell - predicted).pow(2).mean(dim=-1)                           # (B,)

@@ -2,8 +2,12 @@
 subscriber that records what the graph publishes, and waiting with a deadline."""
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -63,3 +67,53 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def console_script(name: str) -> list[str]:
+    """The command line that runs the installed console script ``name`` (e.g. treeworld,
+    evo_ape) through its entry point with this interpreter: it works from a venv and from a
+    colcon install alike, wherever the script file itself was put."""
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name=name)
+    module, attribute = entry.value.split(":")
+    return [sys.executable, "-c",
+            f"import sys; from {module} import {attribute} as main; sys.exit(main())"]
+
+
+TREEWORLD = console_script("treeworld")
+
+
+def ros_env(domain: str) -> dict[str, str]:
+    return os.environ | {"ROS_DOMAIN_ID": domain, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+
+def started_pids(process: subprocess.Popen, count: int) -> dict[str, int]:
+    """The node PIDs a `treeworld launch` announces on stderr ('started NAME (pid N)')."""
+    pids = {}
+    while len(pids) < count:
+        line = process.stderr.readline()
+        assert line, "launcher ended before starting its nodes"
+        if line.startswith("started "):
+            pids[line.split()[1]] = int(line.split("(pid ")[1].split(")")[0])
+    return pids
+
+
+def stop_all(processes: list[subprocess.Popen], pids: list[int] = ()) -> None:
+    """Kill what a test started, by PID, whatever happened to the test."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for pid in pids:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def busy_cpu(processes: int, seconds: float):
+    """``processes`` spinning loops that end by themselves after ``seconds`` at the latest."""
+    loop = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    spinners = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        stop_all(spinners)

@@ -19,13 +19,15 @@ def test_spiral_without_memory_tracks_within_a_cell(tmp_path):
 
 
 def test_spiral_with_memory_stays_near_the_origin(tmp_path):
-    metrics = run_experiment("spiral-memory", tmp_path / "e", device="cpu", progress=False)
+    metrics = run_experiment("spiral-memory", tmp_path / "e", device="cpu", progress=False,
+                             gif=False)
     assert metrics["final_distance_from_origin"] == pytest.approx(250.0)
     assert metrics["final_error"] > 100.0     # the belief was left behind
     assert metrics["deadreckoning_ate_rmse"] < 1e-9
 
 
 def test_circle_with_noise_drifts_like_dead_reckoning(tmp_path):
-    metrics = run_experiment("circle-noise", tmp_path / "e", device="cpu", progress=False)
+    metrics = run_experiment("circle-noise", tmp_path / "e", device="cpu", progress=False,
+                             gif=False)
     assert metrics["deadreckoning_final_error"] > 10.0
     assert metrics["final_error"] > 10.0      # the memory does not repair the offset

@@ -1,4 +1,5 @@
-"""The three-node graph over real DDS, in separate processes."""
+"""The three-node graph over real DDS, in separate processes: every step arrives, under load
+and at length; failures leave partial reports; nothing outlives the launch."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,23 +7,33 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 
-from ros_support import pid_alive, private_domain, ros_context, wait_for
+from ros_support import (
+    TREEWORLD,
+    busy_cpu,
+    pid_alive,
+    private_domain,
+    ros_context,
+    ros_env,
+    started_pids,
+    stop_all,
+    wait_for,
+)
+from treeworld_bringup.bags import BagReader
 from treeworld_bringup.cli import main
 from treeworld_bringup.launcher import NodeProcesses
 from treeworld_bringup.settings import Settings, parameter_document
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-
-TREEWORLD = str(Path(sys.executable).with_name("treeworld"))
 
 
 class Recorder(Node):
@@ -31,18 +42,24 @@ class Recorder(Node):
     def __init__(self, period: float, context):
         super().__init__("test_recorder", context=context)
         self.period = period
-        self.beliefs, self.poses, self.truth = {}, {}, {}
+        self.beliefs, self.poses, self.truth, self.localizer = {}, {}, {}, {}
         qos = io.step_qos()
         self.create_subscription(OccupancyGrid, io.BELIEF, self.keep(self.beliefs), qos)
         self.create_subscription(PoseWithCovarianceStamped, io.POSE, self.keep(self.poses), qos)
         self.create_subscription(Odometry, io.GROUND_TRUTH, self.keep(self.truth), qos)
+        self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics, qos)
 
     def keep(self, store):
         return lambda message: store.__setitem__(io.step_of(message.header.stamp, self.period),
                                                  message)
 
+    def on_diagnostics(self, message) -> None:
+        values = io.status_values(message, keys.LOCALIZER)
+        if values is not None:
+            self.localizer = values
 
-def test_graph_delivers_every_step_with_spec_geometry(tmp_path):
+
+def test_graph_delivers_every_step_with_spec_geometry_and_the_simulator_ends_it(tmp_path):
     steps = 200
     defaults = Settings()
     settings = Settings(dataclasses.replace(defaults.world, steps=steps), defaults.controller,
@@ -59,6 +76,10 @@ def test_graph_delivers_every_step_with_spec_geometry(tmp_path):
             wait_for(lambda: len(recorder.poses) == steps and len(recorder.beliefs) == steps
                      and len(recorder.truth) == steps + 1, 120, "every step's output",
                      nodes.check_alive)
+            # the run is complete and the localizer has it all: the simulator exits by itself
+            simulator = nodes.processes["treeworld_sim"]
+            wait_for(lambda: simulator.poll() is not None, 30, "the simulator to exit")
+            assert simulator.returncode == 0
         finally:
             nodes.stop()
         assert not any(pid_alive(pid) for pid in nodes.pids.values())
@@ -83,10 +104,9 @@ def test_launch_reproduces_the_in_process_run(tmp_path):
     """Memory on, random controller, odometry noise: the nodes add transport, not behaviour."""
     options = ["--steps", "150", "--seed", "5", "--controller", "random", "--action-noise",
                "0.5", "--device", "cpu"]
-    env = os.environ | {"ROS_DOMAIN_ID": private_domain(),
-                        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    launched = subprocess.run([TREEWORLD, "launch", *options, "--out", str(tmp_path / "live")],
-                              capture_output=True, text=True, timeout=300, env=env)
+    launched = subprocess.run([*TREEWORLD, "launch", *options, "--out", str(tmp_path / "live")],
+                              capture_output=True, text=True, timeout=300,
+                              env=ros_env(private_domain()))
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert main(["run", *options, "--out", str(tmp_path / "inproc")]) == 0
     for name, tolerance in (("ground_truth.tum", 1e-9), ("estimate.tum", 1e-6)):
@@ -99,57 +119,134 @@ def test_launch_reproduces_the_in_process_run(tmp_path):
     for key in ("total_movement", "final_distance_from_origin", "health", "ate_rmse",
                 "mean_loss"):
         assert live[key] == pytest.approx(inproc[key], rel=1e-5), key
+    assert "partial" not in live
     pids = live["launch"]["node_pids"]
     assert set(pids) == {"treeworld_sim", "spiral_controller", "tem_localizer"}
     assert not any(pid_alive(pid) for pid in pids.values())
 
 
-def started_pids(process: subprocess.Popen, count: int) -> dict[str, int]:
+def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_path):
+    """Longer than the QoS history (1000): the localizer is frozen twice for 2 s while two
+    busy loops load both cores. Lockstep holds the simulator back, so the localizer, the
+    recorder and the report each get every step exactly once."""
+    steps, out, domain = 1200, tmp_path / "out", private_domain()
+    launcher = subprocess.Popen(
+        [*TREEWORLD, "launch", "--steps", str(steps), "--controller", "circle", "--no-memory",
+         "--device", "cpu", "--record", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ros_env(domain))
     pids = {}
-    while len(pids) < count:
-        line = process.stderr.readline()
-        assert line, "launcher ended before starting its nodes"
-        if line.startswith("started "):
-            name, pid = line.split()[1], int(line.split("(pid ")[1].split(")")[0])
-            pids[name] = pid
-    return pids
+    try:
+        pids = started_pids(launcher, 4)
+        with busy_cpu(processes=2, seconds=90), ros_context(domain) as (context, add_node):
+            watcher = Recorder(0.1, context)
+            add_node(watcher)
+            for pause_at in (300, 800):
+                wait_for(lambda: len(watcher.poses) >= pause_at, 120, f"step {pause_at}")
+                os.kill(pids["tem_localizer"], signal.SIGSTOP)
+                time.sleep(2.0)
+                os.kill(pids["tem_localizer"], signal.SIGCONT)
+        assert launcher.wait(timeout=240) == 0, launcher.stderr.read()[-3000:]
+    finally:
+        stop_all([launcher], list(pids.values()))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == steps and "partial" not in metrics
+    assert metrics["skipped_total"] == 0 and metrics["clipped_actions"] == 0
+    assert metrics["late_frames"] == 0 and metrics["lost_count"] == 0
+    assert metrics["max_error"] < 10.0        # exact odometry: within a cell all the way
+    estimates = np.loadtxt(out / "estimate.tum")
+    assert len(np.unique(estimates[:, 0])) == len(estimates) == steps
+    with BagReader(out / "bag") as bag:
+        for topic in (io.ODOM, io.SMELL, io.POSE, io.BELIEF):
+            stamps = [io.step_of(m.decode().header.stamp, 0.1) for m in bag.messages([topic])]
+            assert sorted(stamps) == list(range(steps)), topic
 
 
-def test_ctrl_c_stops_every_node_and_writes_nothing(tmp_path):
-    domain = private_domain()
-    env = os.environ | {"ROS_DOMAIN_ID": domain, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    out = tmp_path / "out"
-    launcher = subprocess.Popen([TREEWORLD, "launch", "--steps", "100000", "--no-memory",
-                                 "--device", "cpu", "--out", str(out)],
-                                stderr=subprocess.PIPE, text=True, env=env)
+def launch(out, domain: str, steps: int = 100_000) -> subprocess.Popen:
+    return subprocess.Popen([*TREEWORLD, "launch", "--steps", str(steps), "--no-memory",
+                             "--device", "cpu", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=ros_env(domain))
+
+
+def test_ctrl_c_stops_every_node_and_keeps_a_partial_report(tmp_path):
+    out, domain = tmp_path / "out", private_domain()
+    launcher = launch(out, domain)
+    pids = {}
     try:
         pids = started_pids(launcher, 3)
         with ros_context(domain) as (context, add_node):
-            recorder = Recorder(0.1, context)
-            add_node(recorder)
-            wait_for(lambda: len(recorder.poses) >= 20, 120, "the graph to run")
+            watcher = Recorder(0.1, context)
+            add_node(watcher)
+            wait_for(lambda: len(watcher.poses) >= 20, 120, "the graph to run")
         launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(timeout=30) == 130, launcher.stderr.read()[-2000:]
+        code, error = launcher.wait(timeout=60), launcher.stderr.read()
+        assert code == 130, error[-2000:]
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        stop_all([launcher], list(pids.values()))
     assert not any(pid_alive(pid) for pid in pids.values())
-    assert not out.exists()
+    assert "treeworld: error: SIGINT; partial report of" in error
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] is True and metrics["error"] == "SIGINT"
+    assert metrics["steps"] >= 20
+    assert len(np.loadtxt(out / "estimate.tum")) == metrics["steps"]
 
 
-def test_a_dying_node_is_named(tmp_path):
-    env = os.environ | {"ROS_DOMAIN_ID": private_domain(),
-                        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    launcher = subprocess.Popen([TREEWORLD, "launch", "--steps", "100000", "--no-memory",
-                                 "--device", "cpu", "--out", str(tmp_path / "out")],
-                                stderr=subprocess.PIPE, text=True, env=env)
+def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_path):
+    out, domain = tmp_path / "out", private_domain()
+    launcher = launch(out, domain)
+    pids = {}
     try:
         pids = started_pids(launcher, 3)
+        with ros_context(domain) as (context, add_node):
+            watcher = Recorder(0.1, context)
+            add_node(watcher)
+            wait_for(lambda: len(watcher.poses) >= 50, 120, "the graph to run")
         os.kill(pids["tem_localizer"], signal.SIGKILL)
-        _, stderr = launcher.communicate(timeout=60)
+        assert launcher.wait(timeout=60) == 1
+        error = launcher.stderr.read()
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode == 1
-    assert "node tem_localizer exited with status -9" in stderr
+        stop_all([launcher], list(pids.values()))
+    assert "treeworld: error: node tem_localizer exited with status -9" in error
     assert not any(pid_alive(pid) for pid in pids.values())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] is True and "tem_localizer" in metrics["error"]
+    assert metrics["steps"] >= 50
+    assert (out / "logs" / "tem_localizer.log").is_file()
+
+
+def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
+    """The localizer is frozen near the end: the simulator finishes its run (it may lead by
+    max_lead_steps) while the launcher still waits for the last estimates; then SIGTERM."""
+    steps, out, domain = 300, tmp_path / "out", private_domain()
+    launcher = launch(out, domain, steps)
+    pids = {}
+    try:
+        pids = started_pids(launcher, 3)
+        with ros_context(domain) as (context, add_node):
+            watcher = Recorder(0.1, context)
+            add_node(watcher)
+            wait_for(lambda: len(watcher.poses) >= 240, 120, "step 240")
+            os.kill(pids["tem_localizer"], signal.SIGSTOP)
+            wait_for(lambda: len(watcher.truth) == steps + 1, 60, "the simulator's last pose")
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=60) == 143
+    finally:
+        stop_all([launcher], list(pids.values()))
+    assert not any(pid_alive(pid) for pid in pids.values())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] is True and metrics["error"] == "SIGTERM"
+    assert 240 <= metrics["steps"] < steps
+    assert metrics["total_movement"] > 0          # the simulator's totals did arrive
+
+
+def test_killing_the_launcher_takes_its_nodes_with_it(tmp_path):
+    launcher = launch(tmp_path / "out", private_domain())
+    pids = {}
+    try:
+        pids = started_pids(launcher, 3)
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: not any(pid_alive(pid) for pid in pids.values()), 30,
+                 "every node to exit")
+    finally:
+        stop_all([launcher], list(pids.values()))

@@ -19,14 +19,16 @@ def command_bag_record(args: argparse.Namespace) -> int:
 
 
 def command_bag_play(args: argparse.Namespace) -> int:
-    count = play(args.bag, rate=args.rate, lockstep=args.lockstep, topics_wanted=args.topics)
+    count = play(args.bag, rate=args.rate, lockstep=args.lockstep, topics_wanted=args.topics,
+                 salvage=args.salvage)
     print(f"played {count} messages from {args.bag}")
     return 0
 
 
 def command_bag_info(args: argparse.Namespace) -> int:
-    with BagReader(args.bag) as bag:
-        print(f"bag {args.bag}: {sum(n for _, n in bag.topics.values())} messages, "
+    with BagReader(args.bag, args.salvage) as bag:
+        intact = "intact part: " if bag.damage else "every CRC checked: "
+        print(f"bag {args.bag}: {intact}{sum(n for _, n in bag.topics.values())} messages, "
               f"{bag.duration_seconds:.3f} s")
         for topic, (msgtype, count) in sorted(bag.topics.items()):
             print(f"  {topic:24s} {msgtype:45s} {count:8d}")
@@ -36,7 +38,7 @@ def command_bag_info(args: argparse.Namespace) -> int:
 def command_bag_export(args: argparse.Namespace) -> int:
     """One TUM file per pose topic (Odometry, PoseStamped, PoseWithCovarianceStamped)."""
     rows: dict[str, list] = {}
-    with BagReader(args.bag) as bag:
+    with BagReader(args.bag, args.salvage) as bag:
         pose_topics = [t for t, (kind, _) in bag.topics.items() if kind in POSE_TYPES]
         if not pose_topics:
             raise BagError(f"{args.bag}: no pose topic ({', '.join(POSE_TYPES)}) to export")
@@ -67,6 +69,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def add_salvage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--salvage", action="store_true",
+                        help="read what is intact of a damaged bag (skip chunks that fail "
+                        "their CRC, stop at an unreadable record) instead of refusing it")
+
+
 def add_bag_commands(commands, parser_class: type[argparse.ArgumentParser]) -> None:
     """The ``bag`` command and its subcommands, on the ``treeworld`` subparsers."""
     bag = commands.add_parser("bag", help="record, play, inspect and export rosbag2 bags")
@@ -81,11 +89,14 @@ def add_bag_commands(commands, parser_class: type[argparse.ArgumentParser]) -> N
     pace.add_argument("--lockstep", action="store_true",
                       help="each step once the localizer has consumed the previous one")
     bag_play.add_argument("--topics", nargs="+", help="topics to play (default: all)")
+    add_salvage_option(bag_play)
     bag_play.set_defaults(handler=command_bag_play)
     bag_info = bag_commands.add_parser("info", help="topics, types, counts, duration")
     bag_info.add_argument("bag", type=Path)
+    add_salvage_option(bag_info)
     bag_info.set_defaults(handler=command_bag_info)
     bag_export = bag_commands.add_parser("export", help="TUM files of the pose topics")
     bag_export.add_argument("bag", type=Path)
     bag_export.add_argument("--tum", type=Path, required=True, help="output folder")
+    add_salvage_option(bag_export)
     bag_export.set_defaults(handler=command_bag_export)

@@ -17,7 +17,7 @@ from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 from treeworld_bringup import plots
-from treeworld_bringup.bag_commands import add_bag_commands
+from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
 from treeworld_bringup.experiments import run_experiment
@@ -112,10 +112,12 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_launch(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    recording, scene, info = launch_graph(settings, use_localizer=args.localizer != "none",
-                                          belief_stride=4 if args.gif else 0,
-                                          record=args.record)
+    result = launch_graph(settings, use_localizer=args.localizer != "none",
+                          belief_stride=4 if args.gif else 0, record=args.record)
+    recording, scene, info = result.recording, result.scene, result.info
     extra = {"launch": {"node_pids": info["pids"]}}
+    if result.failure is not None:
+        extra |= {"partial": True, "error": str(result.failure)}
     if info["latencies_ms"]:
         latencies = np.asarray(info["latencies_ms"])
         extra["launch"]["localizer_step_latency_ms"] = {
@@ -124,10 +126,10 @@ def command_launch(args: argparse.Namespace) -> int:
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
     extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path)),
               ("logs", lambda path: _copy_logs(info["logs"], path))]
-    if info["bag"] is not None:
+    if info["bag"] is not None and info["bag"].exists():
         extras.append(("bag", lambda path: shutil.move(info["bag"], path)))
     belief = info["last_belief"]
-    if belief is not None:
+    if belief is not None and recording.steps:
         size = belief.info.width
         grid = np.frombuffer(belief.data, np.int8).reshape(size, size)
         origin = (belief.info.origin.position.x, belief.info.origin.position.y)
@@ -137,6 +139,10 @@ def command_launch(args: argparse.Namespace) -> int:
     metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
                            cell_size, extra_metrics=extra, gif=args.gif, extras=extras)
     shutil.rmtree(info["workspace"], ignore_errors=True)
+    if result.failure is not None:
+        print(f"treeworld: error: {result.failure}; partial report of {recording.steps} of "
+              f"{settings.world.steps} steps in {args.out}/", file=sys.stderr)
+        return getattr(result.failure, "exit_status", 1)
     print_summary(metrics, args.out)
     return 0
 
@@ -151,7 +157,7 @@ def command_replay(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     localizer = with_overrides(settings.localizer, "tem_localizer", device=args.device)
     recording, scene = replay(args.bag, Settings(settings.world, settings.controller, localizer),
-                              belief_stride=4 if args.gif else 0)
+                              belief_stride=4 if args.gif else 0, salvage=args.salvage)
     cell_size = BeliefGrid(localizer.grid_size, localizer.extent).cell_size
     metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
                            cell_size, extra_metrics={"bag": str(args.bag)}, gif=args.gif)
@@ -165,7 +171,8 @@ def command_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no such run folder or bag")
     is_bag = (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3")
     if is_bag:
-        recording, scene, base = load_run_bag(source, belief_stride=4 if args.gif else 0)
+        recording, scene, base = load_run_bag(source, belief_stride=4 if args.gif else 0,
+                                              salvage=args.salvage)
         out = args.out or source.with_name(source.name + "-eval")
     else:
         recording, scene, base = load_run_folder(source)
@@ -213,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     replay_parser.add_argument("--out", type=Path, default=Path("runs/replay"))
     replay_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
+    add_salvage_option(replay_parser)
     replay_parser.set_defaults(handler=command_replay)
 
     eval_parser = commands.add_parser("eval", help="ATE/RPE (evo) and plots of a run folder "
@@ -223,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "folder; for a bag, BAG-eval beside it)")
     eval_parser.add_argument("--gif", action="store_true", help="belief.gif (bags with "
                              "/tem/belief)")
+    add_salvage_option(eval_parser)
     eval_parser.set_defaults(handler=command_eval)
 
     add_bag_commands(commands, Parser)
@@ -248,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except (NodeDied, GraphStalled, PlaybackStalled) as error:
         print(f"treeworld: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("treeworld: interrupted", file=sys.stderr)
-        return 130
+        return getattr(interrupt, "exit_status", 130)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ from treeworld_bringup.settings import EXPERIMENTS, experiment_settings
 
 
 def run_experiment(name: str, out: Path, seed: int = 0, device: str = "auto",
-                   progress: bool = True) -> dict:
-    """Run experiment ``name`` and its dead-reckoning baseline; write the report to ``out``."""
+                   progress: bool = True, gif: bool = True) -> dict:
+    """Run experiment ``name`` and its dead-reckoning baseline; write the report (with the
+    belief's animation when ``gif``) to ``out``."""
     settings = experiment_settings(name, seed, device)
-    recording, scene = run(settings, belief_stride=4, progress=progress)
+    recording, scene = run(settings, belief_stride=4 if gif else 0, progress=progress)
     baseline_settings = dataclasses.replace(
         settings, localizer=dataclasses.replace(settings.localizer, method="deadreckoning"))
     baseline, _ = run(baseline_settings, progress=False)
@@ -30,4 +31,4 @@ def run_experiment(name: str, out: Path, seed: int = 0, device: str = "auto",
     }
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
     return write_report(out, recording, scene, name, cell_size, extra_metrics=extra,
-                        baseline=baseline)
+                        baseline=baseline, gif=gif)

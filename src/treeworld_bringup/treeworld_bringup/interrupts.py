@@ -9,6 +9,14 @@ from __future__ import annotations
 import signal
 
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM arrived; ``exit_status`` is the shell's 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_status = 128 + signum
+
+
 class StopRequests:
     """Use as ``with StopRequests() as stop:`` and call ``stop.check()`` between rclpy calls."""
 
@@ -30,6 +38,6 @@ class StopRequests:
             signal.signal(signum, handler)
 
     def check(self) -> None:
-        """Raise KeyboardInterrupt if Ctrl-C or SIGTERM arrived."""
+        """Raise Stopped if Ctrl-C or SIGTERM arrived."""
         if self.received is not None:
-            raise KeyboardInterrupt
+            raise Stopped(self.received)

@@ -2,13 +2,17 @@
 gather what it publishes into the same report as ``treeworld run``.
 
 Each node is its own OS process, started with the same parameter file ``ros2 launch`` would
-pass. Discovery stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST). Every topic
-is transient-local, so the order in which processes come up does not matter: nothing is
-slept on. Ctrl-C or SIGTERM stops every child (by PID); a child that dies ends the launch with
-an error naming it.
+pass, and dies with the launcher (even when the launcher is killed). Discovery stays on this
+machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST). The launcher is one of the simulator's
+required readers: it reports each step it has gathered, so in lockstep no step can outrun it,
+the localizer or the recorder. Ctrl-C or SIGTERM stops every child (by PID); a child that dies
+or a graph that stalls ends the launch too, and in every such case what did arrive is kept:
+the caller writes it as a partial report.
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import os
 import signal
 import subprocess
@@ -27,21 +31,25 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
 from tem_localizer import BeliefGrid
-from treeworld_bringup.interrupts import StopRequests
-from treeworld_bringup.recorder import STATUS_NAME
+from treeworld_bringup.interrupts import Stopped, StopRequests
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
 from treeworld_bringup.settings import Settings, parameter_document
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 
 NODE_MODULES = {"treeworld_sim": "treeworld_sim.node",
                 "spiral_controller": "spiral_controller.node",
                 "tem_localizer": "tem_localizer.node",
                 "bag_recorder": "treeworld_bringup.recorder"}
+FINISHES_ON_ITS_OWN = {"treeworld_sim"}   # exits with status 0 once its run is complete
 STOP_GRACE_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class NodeDied(RuntimeError):
@@ -62,6 +70,7 @@ class Gathered:
     losses: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     localizer_counters: dict[str, str] = field(default_factory=dict)
+    localizer_handled: int = -1                   # the newest step the localizer reported
     sim_totals: dict[str, str] = field(default_factory=dict)
     recorded: dict[str, str] = field(default_factory=dict)   # topic -> messages in the bag
     scene: Scene | None = None
@@ -70,30 +79,45 @@ class Gathered:
 
 
 class Gatherer(Node):
-    """Subscribes to the graph's outputs (transient-local: it misses nothing)."""
+    """Subscribes to the graph's outputs (transient-local: it misses nothing) and reports on
+    its progress topic the newest step whose truth and localizer report it has."""
 
-    def __init__(self, step_period: float, belief_stride: int):
+    def __init__(self, step_period: float, belief_stride: int, use_localizer: bool):
         super().__init__("treeworld_launch_gatherer")
         self.period, self.belief_stride = step_period, belief_stride
+        self.use_localizer = use_localizer
         self.data = Gathered()
         self.last_progress = time.monotonic()
         self.first_step_at: float | None = None    # perf_counter() when step 0 arrived
+        self.last_step_at: float | None = None
+        self.reported = -1
         qos = io.step_qos()
         self.create_subscription(Odometry, io.GROUND_TRUTH, self.on_truth, qos)
         self.create_subscription(PoseWithCovarianceStamped, io.POSE, self.on_pose, qos)
         self.create_subscription(OccupancyGrid, io.BELIEF, self.on_belief, qos)
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics, qos)
         self.create_subscription(MarkerArray, io.TREES, self.on_trees, io.latest_qos())
+        self.progress = self.create_publisher(Clock, io.LAUNCHER_PROGRESS, io.latest_qos())
 
     def step(self, header) -> int:
         self.last_progress = time.monotonic()
+        self.last_step_at = time.perf_counter()
         if self.first_step_at is None:
-            self.first_step_at = time.perf_counter()
+            self.first_step_at = self.last_step_at
         return io.step_of(header.stamp, self.period)
+
+    def report_progress(self) -> None:
+        newest = max(self.data.truth, default=-1)
+        if self.use_localizer:
+            newest = min(newest, self.data.localizer_handled)
+        if newest > self.reported:
+            self.reported = newest
+            self.progress.publish(Clock(clock=io.step_stamp(newest, self.period)))
 
     def on_truth(self, message: Odometry) -> None:
         position = message.pose.pose.position
         self.data.truth[self.step(message.header)] = np.array([position.x, position.y])
+        self.report_progress()
 
     def on_pose(self, message: PoseWithCovarianceStamped) -> None:
         position = message.pose.pose.position
@@ -108,17 +132,18 @@ class Gatherer(Node):
             self.data.beliefs[step] = np.frombuffer(message.data, np.int8).reshape(size, size)
 
     def on_diagnostics(self, message: DiagnosticArray) -> None:
-        for status in message.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if status.name == "treeworld_sim":
-                self.data.sim_totals = values
-            elif status.name == STATUS_NAME:
-                self.data.recorded = values
-            elif status.name == "tem_localizer":
-                self.data.localizer_counters = values
-                if values.get("loss", "nan") != "nan":
-                    self.data.losses[self.step(message.header)] = float(values["loss"])
-                    self.data.latencies_ms.append(float(values["step_latency_ms"]))
+        if (values := io.status_values(message, keys.SIMULATOR)) is not None:
+            self.data.sim_totals = values
+        if (values := io.status_values(message, keys.RECORDER)) is not None:
+            self.data.recorded = values
+        if (values := io.status_values(message, keys.LOCALIZER)) is not None:
+            step = self.step(message.header)
+            self.data.localizer_counters = values
+            self.data.localizer_handled = max(self.data.localizer_handled, step)
+            if values.get(keys.LOSS, "nan") != "nan":
+                self.data.losses[step] = float(values[keys.LOSS])
+                self.data.latencies_ms.append(float(values[keys.STEP_LATENCY_MS]))
+            self.report_progress()
 
     def on_trees(self, message: MarkerArray) -> None:
         self.data.scene = scene_from_markers(message)
@@ -126,6 +151,12 @@ class Gatherer(Node):
 
 def ros_environment() -> dict[str, str]:
     return os.environ | {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: the kernel sends it SIGTERM when the process
+    that started it dies, however it dies, so no node outlives its launcher."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class NodeProcesses:
@@ -145,7 +176,8 @@ class NodeProcesses:
                 self.processes[name] = subprocess.Popen(
                     [sys.executable, "-m", NODE_MODULES[name], *arguments],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=ros_environment(), start_new_session=True)
+                    env=ros_environment(), start_new_session=True,
+                    preexec_fn=_die_with_parent)
             print(f"started {name} (pid {self.processes[name].pid}), log {self.logs[name]}",
                   file=sys.stderr, flush=True)
 
@@ -154,11 +186,13 @@ class NodeProcesses:
         return {name: process.pid for name, process in self.processes.items()}
 
     def check_alive(self) -> None:
+        """Raise NodeDied for a node that exited, except the simulator's clean end."""
         for name, process in self.processes.items():
             code = process.poll()
-            if code is not None:
-                tail = self.logs[name].read_text().strip().splitlines()[-1:] or ["(no output)"]
-                raise NodeDied(f"node {name} exited with status {code}: {tail[0]}")
+            if code is None or (code == 0 and name in FINISHES_ON_ITS_OWN):
+                continue
+            tail = self.logs[name].read_text().strip().splitlines()[-1:] or ["(no output)"]
+            raise NodeDied(f"node {name} exited with status {code}: {tail[0]}")
 
     def stop(self) -> None:
         """SIGINT each child (as Ctrl-C would), then SIGKILL what is left after a grace time."""
@@ -174,27 +208,42 @@ class NodeProcesses:
                 process.wait()
 
 
+@dataclass
+class LaunchResult:
+    recording: Recording           # every step that arrived (all of them unless ``failure``)
+    scene: Scene
+    info: dict                     # pids, elapsed_seconds, bag, parameter_file, workspace,
+                                   # logs, latencies_ms, last_belief, last_covariance
+    failure: Exception | None      # NodeDied, GraphStalled or Stopped: the recording is partial
+
+
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
                  stall_seconds: float = 60.0, progress: bool = True, record: bool = False
-                 ) -> tuple[Recording, Scene, dict]:
-    """Run the graph for ``settings.world.steps`` steps; returns what it published. With
+                 ) -> LaunchResult:
+    """Run the graph for ``settings.world.steps`` steps and gather what it publishes. With
     ``record``, a recorder writes every topic into a bag (``info["bag"]``). The parameter file,
-    node logs and bag live in ``info["workspace"]``, a temporary folder the caller removes; after
-    a failure it is kept, for the logs."""
+    node logs and bag live in ``info["workspace"]``, a temporary folder the caller removes."""
     steps, period = settings.world.steps, settings.world.step_period
     names = ["treeworld_sim", "spiral_controller"] + (["tem_localizer"] if use_localizer else [])
+    readers = ([io.LOCALIZER_PROGRESS] if use_localizer else []) + \
+        ([io.RECORDER_PROGRESS] if record else []) + [io.LAUNCHER_PROGRESS]
+    world = dataclasses.replace(settings.world, progress_topics=tuple(readers),
+                                exit_when_done=True)
     workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
     parameter_file = workspace / "parameters.yaml"
-    parameter_file.write_text(yaml.safe_dump(parameter_document(settings), sort_keys=False))
+    parameter_file.write_text(yaml.safe_dump(
+        parameter_document(dataclasses.replace(settings, world=world)), sort_keys=False))
     bag = workspace / "bag" if record else None
+    # The children start before rclpy (and its DDS threads) exist in this process, so the
+    # code they run between fork and exec (_die_with_parent) cannot meet a lock held by them.
+    nodes = NodeProcesses(names, parameter_file, workspace, bag)
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
-    gatherer = Gatherer(period, belief_stride)
-    nodes = None
+    gatherer = Gatherer(period, belief_stride, use_localizer)
+    failure = None
+    bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
+               mininterval=0.5)
     try:
         with StopRequests() as stop:
-            nodes = NodeProcesses(names, parameter_file, workspace, bag)
-            bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
-                       mininterval=0.5)
             while not _complete(gatherer.data, steps, use_localizer, record):
                 rclpy.spin_once(gatherer, timeout_sec=0.05)
                 stop.check()
@@ -204,67 +253,73 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                 if time.monotonic() - gatherer.last_progress > stall_seconds:
                     raise GraphStalled(f"no progress for {stall_seconds:.0f} s at step "
                                        f"{len(gatherer.data.truth)} of {steps}")
-            bar.close()
-        # from the first step's data (node start-up excluded) to the last step's estimate
-        elapsed = time.perf_counter() - gatherer.first_step_at
-        info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
-                "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs}
+    except (NodeDied, GraphStalled, Stopped) as error:
+        failure = error
     finally:
-        if nodes is not None:
-            nodes.stop()
+        bar.close()
+        nodes.stop()
         gatherer.destroy_node()
         rclpy.shutdown()
-    recording = _recording(gatherer.data, settings, use_localizer, belief_stride, elapsed)
-    scene = gatherer.data.scene or NO_TREES
-    return recording, scene, info | {"latencies_ms": gatherer.data.latencies_ms,
-                                     "last_belief": gatherer.data.last_belief,
-                                     "last_covariance": gatherer.data.last_covariance}
+    data = gatherer.data
+    elapsed = None if gatherer.first_step_at is None else \
+        gatherer.last_step_at - gatherer.first_step_at
+    recording = _recording(data, settings, use_localizer, belief_stride, elapsed)
+    info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
+            "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs,
+            "latencies_ms": data.latencies_ms, "last_belief": data.last_belief,
+            "last_covariance": data.last_covariance}
+    return LaunchResult(recording, data.scene or NO_TREES, info, failure)
 
 
 def _complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:
-    if len(data.truth) < steps + 1 or not data.sim_totals:
+    if not data.sim_totals:
+        return False
+    ran = int(data.sim_totals[keys.STEPS])        # fewer than ``steps`` if the agent died
+    if ran not in data.truth or len(data.truth) < ran + 1:
         return False
     if record:
         recorded = {topic: int(count) for topic, count in data.recorded.items()}
-        needed = {io.GROUND_TRUTH: steps + 1, io.SMELL: steps, io.ODOM: steps} | (
-            {io.POSE: steps, io.BELIEF: steps} if use_localizer else {})
+        needed = {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
+            {io.POSE: ran, io.BELIEF: ran} if use_localizer else {})
         if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
             return False
-    if not use_localizer:
-        return True
-    # the step's diagnostics (its loss and latency) follow its estimate
-    return len(data.estimates) >= steps and \
-        int(data.localizer_counters.get("steps", 0)) >= steps
+    # the localizer's report of a step follows its estimate
+    return not use_localizer or data.localizer_handled >= ran - 1
 
 
 def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_stride: int,
-               elapsed: float) -> Recording:
-    steps, period = settings.world.steps, settings.world.step_period
-    truth = np.stack([data.truth[s] for s in range(steps)])
+               elapsed: float | None) -> Recording:
+    """The steps that arrived (with an estimate, when localizing), in order."""
     totals = data.sim_totals
-    summary = {
-        "total_movement": float(totals["total_movement"]),
-        "final_distance_from_origin": float(np.hypot(*data.truth[steps])),
-        "health": float(totals["health"]), "fruit_eaten": int(totals["fruit_eaten"]),
-        "poisonous_fruit_eaten": int(totals["poisonous_fruit_eaten"]),
-        "elapsed_seconds": elapsed, "steps_per_second": steps / max(elapsed, 1e-9),
-    }
-    recording = Recording(timestamps=np.arange(steps) * period, true_positions=truth,
+    ran = int(totals[keys.STEPS]) if totals else settings.world.steps
+    steps = sorted(s for s in data.truth if s < ran and (not use_localizer or s in data.estimates))
+    summary = {"elapsed_seconds": elapsed,
+               "steps_per_second": len(steps) / elapsed if elapsed else None}
+    if totals:
+        summary |= {"total_movement": float(totals[keys.TOTAL_MOVEMENT]),
+                    "health": float(totals[keys.HEALTH]),
+                    "fruit_eaten": int(totals[keys.FRUIT_EATEN]),
+                    "poisonous_fruit_eaten": int(totals[keys.POISONOUS_FRUIT_EATEN])}
+    if ran in data.truth:
+        summary["final_distance_from_origin"] = float(np.hypot(*data.truth[ran]))
+    recording = Recording(timestamps=np.array(steps) * settings.world.step_period,
+                          true_positions=np.array([data.truth[s] for s in steps]).reshape(-1, 2),
                           grid_extent=settings.localizer.extent, summary=summary,
                           belief_stride=belief_stride or 4)
-    if use_localizer:
-        recording.estimates = np.stack([data.estimates[s] for s in range(steps)])
-        recording.losses = np.array([data.losses.get(s, np.nan) for s in range(steps)])
-        counters = data.localizer_counters
-        skipped = {k[len("skipped_"):]: int(v) for k, v in counters.items()
-                   if k.startswith("skipped_") and k != "skipped_total"}
-        summary |= {"skipped": skipped, "skipped_total": int(counters.get("skipped_total", 0)),
-                    "lost_count": int(counters.get("lost", 0)),
-                    "clipped_actions": int(counters.get("clipped_actions", 0))}
-        if data.beliefs:
-            grid = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent)
-            frames = [grid.from_occupancy(torch.from_numpy(data.beliefs[s].reshape(1, -1)))[0]
-                      .numpy() for s in sorted(data.beliefs)]
-            recording.belief_frames = np.stack(frames)
+    if not use_localizer:
+        return recording
+    recording.estimates = np.array([data.estimates[s] for s in steps]).reshape(-1, 2)
+    recording.losses = np.array([data.losses.get(s, np.nan) for s in steps])
+    counters = data.localizer_counters
+    summary |= {"skipped": keys.skipped_by_kind(counters),
+                "skipped_total": int(counters.get(keys.SKIPPED_TOTAL, 0)),
+                "lost_count": int(counters.get(keys.LOST, 0)),
+                "clipped_actions": int(counters.get(keys.CLIPPED_ACTIONS, 0)),
+                "late_frames": int(counters.get(keys.LATE_FRAMES, 0))}
+    shown = [data.beliefs.get(s) for s in steps[::belief_stride]] if belief_stride else []
+    if shown and all(frame is not None for frame in shown):
+        grid = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent)
+        recording.belief_frames = np.stack([
+            grid.from_occupancy(torch.from_numpy(frame.reshape(1, -1)))[0].numpy()
+            for frame in shown])
     return recording
-

@@ -64,8 +64,9 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
         if has_truth:
             write_tum(staging / "ground_truth.tum", recording.timestamps,
                       recording.true_positions)
-        plots.plot_world(staging / "world.png", recording, scene, title)
-        if recording.estimates is not None:
+        if recording.steps:
+            plots.plot_world(staging / "world.png", recording, scene, title)
+        if recording.estimates is not None and recording.steps:
             write_tum(staging / "estimate.tum", recording.timestamps, recording.estimates)
             if has_truth:
                 plots.plot_error(staging / "error.png", recording, cell_size, title, baseline)

@@ -1,8 +1,8 @@
 """``treeworld bag play``: publish a bag's messages as they were recorded.
 
 At the recorded pace (``rate`` times it), or in lockstep: each step's /odom and /smell are
-published only once the localizer has consumed the previous step (read from its /diagnostics),
-as fast as it goes. Messages keep their original stamps; when the bag has no /clock, one is
+published only once the localizer has reported handling the previous step on its progress
+topic, as fast as it goes. Messages keep their original stamps; when the bag has no /clock, one is
 published from the message stamps so nodes with use_sim_time follow the bag.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
@@ -25,7 +24,7 @@ from treeworld_bringup.bags import (
     stamp_nanoseconds,
 )
 from treeworld_bringup.interrupts import StopRequests
-from treeworld_bringup.recorder import LATCHED
+from treeworld_bringup.recorder import topic_qos
 from treeworld_schema import interface as io
 
 
@@ -37,27 +36,24 @@ class Player(Node):
     def __init__(self, connections: dict[str, str]):
         super().__init__("treeworld_bag_player")
         self.publishers_by_topic = {
-            topic: self.create_publisher(message_class(msgtype), topic,
-                                         io.latest_qos() if topic in LATCHED else io.step_qos())
+            topic: self.create_publisher(message_class(msgtype), topic, topic_qos(topic))
             for topic, msgtype in connections.items()}
         self.clock = self.create_publisher(Clock, io.CLOCK, io.step_qos()) \
             if io.CLOCK not in connections else None
-        self.consumed = 0      # steps and rejections the localizer reported
-        self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics,
-                                 io.step_qos())
+        self.handled = -1      # the stamp of the newest step the localizer has handled
+        self.create_subscription(Clock, io.LOCALIZER_PROGRESS, self.on_progress,
+                                 io.latest_qos())
 
-    def on_diagnostics(self, message: DiagnosticArray) -> None:
-        for status in message.status:
-            if status.name == "tem_localizer":
-                values = {kv.key: kv.value for kv in status.values}
-                self.consumed = int(values["steps"]) + int(values["skipped_total"])
+    def on_progress(self, message: Clock) -> None:
+        self.handled = max(self.handled, io.stamp_nanoseconds(message.clock))
 
 
 def play(path: Path, rate: float = 1.0, lockstep: bool = False,
          topics_wanted: list[str] | None = None, stall_seconds: float = 60.0,
-         progress: bool = True) -> int:
-    """Publish the bag; returns the number of messages published."""
-    with BagReader(path) as bag:
+         progress: bool = True, salvage: bool = False) -> int:
+    """Publish the bag (with ``salvage``, its intact part); returns the number of messages
+    published."""
+    with BagReader(path, salvage) as bag:
         selected = topics_wanted or list(bag.topics)
         for topic in selected:
             bag.require(topic, STACK_TOPICS.get(topic, bag.topics.get(topic, ("?",))[0]))
@@ -80,7 +76,6 @@ def _publish(player: Player, bag: BagReader, selected: list[str], rate: float, l
              stall_seconds: float, progress: bool, stop: StopRequests) -> int:
     published, last_clock, started, first = 0, -1, time.monotonic(), None
     stamps_seen: dict[int, set[str]] = {}        # stamp -> which of /odom, /smell went out
-    complete_steps = 0
     total = sum(bag.topics[t][1] for t in selected)
     for message in tqdm(bag.messages(selected), total=total, desc="playing", unit="msg",
                         disable=not progress, mininterval=0.5):
@@ -102,19 +97,20 @@ def _publish(player: Player, bag: BagReader, selected: list[str], rate: float, l
             seen = stamps_seen.setdefault(stamp, set())
             seen.add(message.topic)
             if len(seen) == 2:
-                complete_steps += 1
-                _wait_consumed(player, complete_steps, stall_seconds, stop)
+                del stamps_seen[stamp]
+                _wait_handled(player, stamp, stall_seconds, stop)
         rclpy.spin_once(player, timeout_sec=0)
         stop.check()
     return published
 
 
-def _wait_consumed(player: Player, steps: int, stall_seconds: float,
-                   stop: StopRequests) -> None:
+def _wait_handled(player: Player, stamp: int, stall_seconds: float,
+                  stop: StopRequests) -> None:
     deadline = time.monotonic() + stall_seconds
-    while player.consumed < steps:
+    while player.handled < stamp:
         rclpy.spin_once(player, timeout_sec=0.05)
         stop.check()
         if time.monotonic() > deadline:
-            raise PlaybackStalled(f"the localizer consumed {player.consumed} of {steps} steps "
-                                  f"in {stall_seconds:.0f} s; is tem_localizer running?")
+            raise PlaybackStalled(f"the localizer has not reported the step stamped "
+                                  f"{stamp * 1e-9:.3f} s within {stall_seconds:.0f} s; is "
+                                  "tem_localizer running?")

@@ -1,10 +1,12 @@
 """``treeworld bag record``: a node that writes the stack's topics into a rosbag2 bag.
 
 It subscribes with each topic's own QoS (transient-local, so it also gets what was published
-before it joined), stores the CDR bytes as received, and publishes its per-topic counts on
-/diagnostics (status "bag_recorder") twice a second. Ctrl-C or SIGTERM close the bag cleanly;
-a write error (disk full, unwritable folder) stops the recorder with one clear line, and
-leaves the rest of the graph running.
+before it joined), stores the CDR bytes as received with that QoS in the bag, and publishes its
+per-topic counts on /diagnostics (status "bag_recorder") twice a second. After recording each
+/clock it reports that step on its progress topic, so a lockstep simulator told to wait for it
+never outruns it. Ctrl-C or SIGTERM close the bag cleanly; a write error (disk full,
+unwritable folder) stops the recorder with one clear line, and leaves the rest of the graph
+running.
 
     python -m treeworld_bringup.recorder OUT [--topics ...] [--storage mcap|sqlite3]
 """
@@ -16,16 +18,45 @@ import time
 from pathlib import Path
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosgraph_msgs.msg import Clock
 
 from treeworld_bringup.bags import STACK_TOPICS, BagWriter, message_class
 from treeworld_bringup.interrupts import StopRequests
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 
 LATCHED = {io.TREES, io.PATH}
-STATUS_NAME = "bag_recorder"
+INFINITE = QosTime(sec=9223372036, nsec=854775807)   # rosbag2's "no deadline / lifespan"
+
+
+def topic_qos(topic: str) -> QoSProfile:
+    """The QoS every node of the stack offers on ``topic``."""
+    return io.latest_qos() if topic in LATCHED else io.step_qos()
+
+
+def offered_qos(profile: QoSProfile) -> Qos:
+    """An rclpy QoS profile as rosbag2 stores it with a topic."""
+    return Qos(
+        history=QosHistory.KEEP_LAST, depth=profile.depth,
+        reliability=QosReliability.RELIABLE
+        if profile.reliability == ReliabilityPolicy.RELIABLE else QosReliability.BEST_EFFORT,
+        durability=QosDurability.TRANSIENT_LOCAL
+        if profile.durability == DurabilityPolicy.TRANSIENT_LOCAL else QosDurability.VOLATILE,
+        deadline=INFINITE, lifespan=INFINITE, liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=INFINITE, avoid_ros_namespace_conventions=False)
 
 
 class RecordingFailed(Exception):
@@ -38,11 +69,14 @@ class Recorder(Node):
         self.bag = bag
         for topic in topic_names:
             msgtype = STACK_TOPICS[topic]
-            qos = io.latest_qos() if topic in LATCHED else io.step_qos()
             self.create_subscription(message_class(msgtype), topic,
-                                     self.writer_for(topic, msgtype), qos, raw=True)
+                                     self.writer_for(topic, msgtype), topic_qos(topic),
+                                     raw=True)
         self.status = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, io.step_qos())
         self.create_timer(0.5, self.publish_status)
+        # last, once every subscription exists; only with /clock is there a step to report
+        self.progress = self.create_publisher(Clock, io.RECORDER_PROGRESS, io.latest_qos()) \
+            if io.CLOCK in topic_names else None
 
     def writer_for(self, topic: str, msgtype: str):
         def write(rawdata: bytes) -> None:
@@ -51,16 +85,14 @@ class Recorder(Node):
             except OSError as error:
                 raise RecordingFailed(f"cannot write {self.bag.path}: {error.strerror or error}"
                                       ) from None
+            if topic == io.CLOCK and self.progress is not None:
+                self.progress.publish(deserialize_message(rawdata, Clock))
         return write
 
     def publish_status(self) -> None:
-        values = [KeyValue(key=topic, value=str(count)) for topic, count in
-                  self.bag.counts.items()]
-        status = DiagnosticStatus(name=STATUS_NAME, level=DiagnosticStatus.OK,
-                                  message=f"recording to {self.bag.path}", values=values)
-        message = DiagnosticArray(status=[status])
-        message.header.stamp = self.get_clock().now().to_msg()
-        self.status.publish(message)
+        self.status.publish(io.diagnostics(keys.RECORDER, self.bag.counts,
+                                           self.get_clock().now().to_msg(),
+                                           f"recording to {self.bag.path}"))
 
 
 def record(out: Path, topic_names: list[str], storage: str) -> int:
@@ -72,7 +104,7 @@ def record(out: Path, topic_names: list[str], storage: str) -> int:
               f"{', '.join(STACK_TOPICS)})", file=sys.stderr)
         return 2
     try:
-        bag = BagWriter(out, storage)
+        bag = BagWriter(out, storage, {t: offered_qos(topic_qos(t)) for t in topic_names})
     except Exception as error:
         print(f"treeworld bag record: error: cannot create bag {out}: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from treeworld_schema import topics
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -34,12 +36,13 @@ class Recording:
 
 
 def scene_from_markers(markers) -> Scene:
-    """The trees of a /treeworld/trees MarkerArray (rclpy or rosbags message)."""
-    trees = [m for m in markers.markers if m.ns == "trees"]
-    labels = {m.id: m.text for m in markers.markers if m.ns == "tree_labels"}
+    """The trees of a /treeworld/trees MarkerArray (rclpy or rosbags message): each tree's
+    kind is its marker's namespace."""
+    trees = [m for m in markers.markers if m.ns in (topics.EDIBLE_TREES, topics.POISONOUS_TREES)]
+    labels = {m.id: m.text for m in markers.markers if m.ns == topics.TREE_LABELS}
     return Scene(
         np.array([[m.pose.position.x, m.pose.position.y] for m in trees]).reshape(-1, 2),
-        np.array([m.color.r > m.color.g for m in trees], dtype=bool),
+        np.array([m.ns == topics.POISONOUS_TREES for m in trees], dtype=bool),
         [labels.get(m.id, "") for m in trees])
 
 

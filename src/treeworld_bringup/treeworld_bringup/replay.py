@@ -49,9 +49,10 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
             yield event
 
 
-def replay(path: Path, settings: Settings, belief_stride: int = 0
+def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool = False
            ) -> tuple[Recording, Scene]:
-    """Replay ``path`` through a localizer with ``settings.localizer``."""
+    """Replay ``path`` through a localizer with ``settings.localizer``; with ``salvage``, a
+    damaged bag's intact part (what was lost is listed in the summary)."""
     config = settings.localizer
     localizer = Localizer(config)
     truth: dict[int, np.ndarray] = {}
@@ -64,7 +65,8 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0
             scene[0] = scene_from_markers(message)
 
     stamps, estimates, losses, frames = [], [], [], []
-    with BagReader(path) as bag:
+    with BagReader(path, salvage) as bag:
+        damage = bag.damage
         for event in replay_events(bag, localizer, config, on_other):
             if event.step.skipped is not None:
                 continue
@@ -84,5 +86,5 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0
         estimates=np.stack(estimates), losses=np.array(losses),
         belief_frames=np.stack(frames) if frames else None,
         belief_stride=belief_stride or 4, grid_extent=config.extent,
-        summary=localizer_summary(localizer))
+        summary=localizer_summary(localizer) | ({"salvaged": damage} if damage else {}))
     return recording, scene[0]

@@ -17,7 +17,9 @@ from treeworld_bringup.recording import (
     scene_from_json,
     scene_from_markers,
 )
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import topics
+from treeworld_schema.interface import status_values
 
 
 class RunFolderError(Exception):
@@ -47,11 +49,14 @@ def load_run_folder(folder: Path) -> tuple[Recording, Scene, dict]:
     return recording, scene, metrics
 
 
-def load_run_bag(path: Path, belief_stride: int = 4) -> tuple[Recording, Scene, dict]:
-    """Ground truth and the localizer's poses (and beliefs, trees, losses) from a bag."""
+def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
+                 ) -> tuple[Recording, Scene, dict]:
+    """Ground truth and the localizer's poses (and beliefs, trees, losses) from a bag; with
+    ``salvage``, from its intact part."""
     truth, estimates, beliefs, losses = {}, {}, {}, {}
     scene, grid_info = NO_TREES, None
-    with BagReader(path) as bag:
+    with BagReader(path, salvage) as bag:
+        damage = bag.damage
         bag.require(topics.GROUND_TRUTH, "nav_msgs/msg/Odometry")
         bag.require(topics.POSE, "geometry_msgs/msg/PoseWithCovarianceStamped")
         optional = [t for t in (topics.BELIEF, topics.TREES, topics.DIAGNOSTICS) if bag.has(t)]
@@ -68,10 +73,9 @@ def load_run_bag(path: Path, belief_stride: int = 4) -> tuple[Recording, Scene, 
             elif message.topic == topics.TREES:
                 scene = scene_from_markers(decoded)
             else:
-                for status in decoded.status:
-                    values = {kv.key: kv.value for kv in status.values}
-                    if status.name == "tem_localizer" and values.get("loss", "nan") != "nan":
-                        losses[stamp_nanoseconds(decoded)] = float(values["loss"])
+                values = status_values(decoded, keys.LOCALIZER)
+                if values is not None and values.get(keys.LOSS, "nan") != "nan":
+                    losses[stamp_nanoseconds(decoded)] = float(values[keys.LOSS])
     stamps = sorted(set(truth) & set(estimates))
     if not stamps:
         raise RunFolderError(f"{path}: no /tem/pose shares a stamp with /ground_truth/odom")
@@ -86,4 +90,4 @@ def load_run_bag(path: Path, belief_stride: int = 4) -> tuple[Recording, Scene, 
         if len(frames) == len(stamps[::belief_stride]):
             recording.belief_frames = np.stack(frames)
             recording.grid_extent = grid.extent
-    return recording, scene, {}
+    return recording, scene, {"salvaged": damage} if damage else {}

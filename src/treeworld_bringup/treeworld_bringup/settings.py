@@ -71,7 +71,8 @@ def parameter_document(settings: Settings) -> dict:
     """The ros__parameters document for ``settings`` (what the launcher hands each node)."""
     sections = {"treeworld_sim": settings.world, "spiral_controller": settings.controller,
                 "tem_localizer": settings.localizer}
-    return {node: {"ros__parameters": dataclasses.asdict(section)}
+    return {node: {"ros__parameters": {name: list(value) if isinstance(value, tuple) else value
+                                       for name, value in dataclasses.asdict(section).items()}}
             for node, section in sections.items()}
 
 

@@ -11,6 +11,7 @@ class Example:
     scale: float = setting(1.0, "units", low=0.0, low_exclusive=True)
     mode: str = setting("a", "mode", choices=("a", "b"))
     flag: bool = setting(False, "flag")
+    names: tuple = setting(("/a",), "topics")
 
     def check(self):
         if self.mode == "b" and self.size < 5:
@@ -23,6 +24,9 @@ def test_defaults_and_valid_values():
                                   "ex")
     assert parsed == Example(7, 2.0, "b", True)
     assert isinstance(parsed.scale, float)
+    assert section_from_mapping(Example, {"names": ["/x", "/y"]}, "ex").names == ("/x", "/y")
+    # ROS reads an empty YAML list as an unset parameter
+    assert section_from_mapping(Example, {"names": None}, "ex").names == ()
 
 
 @pytest.mark.parametrize("values, message", [
@@ -35,6 +39,8 @@ def test_defaults_and_valid_values():
     ({"scale": "big"}, "ex.scale: expected a number"),
     ({"mode": "c"}, "ex.mode: 'c' is not one of a, b"),
     ({"flag": "yes"}, "ex.flag: expected true or false"),
+    ({"names": "/a"}, "ex.names: expected a list of strings"),
+    ({"names": ["/a", 3]}, "ex.names: expected a list of strings"),
     ({"colour": 1}, "ex.colour: unknown setting"),
     ({"mode": "b", "size": 3}, "ex.size: mode b needs at least 5"),
 ])

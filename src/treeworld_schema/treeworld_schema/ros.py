@@ -17,6 +17,10 @@ from treeworld_schema.schema import ConfigError, Section, section_from_mapping
 _INT_BOUND = 2**62
 
 
+class RunComplete(Exception):
+    """Raised from a callback when the node's work is done: ``run_node`` exits with status 0."""
+
+
 def _descriptor(field: dataclasses.Field) -> ParameterDescriptor:
     meta = field.metadata
     # dynamic typing lets a YAML "1000" reach a float setting; the schema checks the type
@@ -54,13 +58,14 @@ def declare_section(node: Node, cls: type[Section]) -> Section:
     values = {}
     for field in dataclasses.fields(cls):
         descriptor = _descriptor(field)
+        default = list(field.default) if isinstance(field.default, tuple) else field.default
         try:
-            parameter = node.declare_parameter(field.name, field.default, descriptor)
+            parameter = node.declare_parameter(field.name, default, descriptor)
         except ParameterException:
             # rclpy refused the value against the declared range: declare it without the
             # range so the schema can name what is wrong in the project's own words
             descriptor.integer_range, descriptor.floating_point_range = [], []
-            parameter = node.declare_parameter(field.name, field.default, descriptor)
+            parameter = node.declare_parameter(field.name, default, descriptor)
         values[field.name] = parameter.value
     return section_from_mapping(cls, values, node.get_name())
 
@@ -81,7 +86,7 @@ def run_node(make_node: Callable[[], Node], name: str,
     except (ConfigError, *startup_errors) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException, RunComplete):
         pass
     finally:
         if node is not None:

@@ -29,8 +29,8 @@ def setting(
 ) -> Any:
     """A dataclass field with its meaning, units and allowed values.
 
-    The field's type is the type of ``default`` (bool, int, float or str); ints are accepted
-    where floats are expected.
+    The field's type is the type of ``default`` (bool, int, float, str, or a tuple of strings
+    for a list setting); ints are accepted where floats are expected.
     """
     metadata = {
         "description": description,
@@ -50,6 +50,12 @@ def _checked(where: str, field: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
+    if expected is tuple:
+        # a list setting; ROS hands an empty YAML list over as None
+        items = () if value is None else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(items)
     if expected is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -129,6 +135,8 @@ def markdown_table(cls: type) -> str:
         default = field.default
         if isinstance(default, bool):
             shown = str(default).lower()
+        elif isinstance(default, tuple):
+            shown = repr(list(default))
         elif isinstance(default, str):
             shown = repr(default)
         else:

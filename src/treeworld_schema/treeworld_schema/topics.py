@@ -1,4 +1,9 @@
-"""Topic names, frames and the smell encoding of the Tree World stack (ROS-free constants)."""
+"""The contract between the Tree World nodes, ROS-free: topic names, frames, the smell encoding,
+how deep per-step histories are, how readers report progress, and how trees are marked.
+
+Every publisher and every parser (nodes, launcher, recorder, bag tools) uses these names, so a
+rename happens here once.
+"""
 
 CLOCK = "/clock"
 SMELL = "/smell"
@@ -16,3 +21,20 @@ MAP_FRAME = "map"
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"
 SMELL_ENCODING = "32FC1"   # the smell vector as a one-row float image
+
+# Per-step topics keep this many messages per writer and per reader. In lockstep the simulator
+# never runs more than ``max_lead_steps`` (at most half of this) ahead of its slowest required
+# reader, so no reader's history can overflow however slow it is.
+HISTORY_DEPTH = 1000
+MAX_LEAD_STEPS = HISTORY_DEPTH // 2
+
+# Progress: a reader the simulator must not outrun publishes, on its own topic, a
+# rosgraph_msgs/Clock holding the stamp of the newest step it has completely handled.
+LOCALIZER_PROGRESS = "/tem_localizer/progress"
+RECORDER_PROGRESS = "/treeworld_bag_recorder/progress"
+LAUNCHER_PROGRESS = "/treeworld_launch/progress"
+
+# /treeworld/trees: one cylinder per tree in the namespace of its kind, one label per tree.
+EDIBLE_TREES = "edible_trees"
+POISONOUS_TREES = "poisonous_trees"
+TREE_LABELS = "tree_labels"

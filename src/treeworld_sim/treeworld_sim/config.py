@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from treeworld_schema import setting
+from treeworld_schema.topics import LOCALIZER_PROGRESS, MAX_LEAD_STEPS
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,18 @@ class WorldConfig:
     steps: int = setting(1000, "Steps in a run", low=1)
     step_period: float = setting(0.1, "Simulated seconds per step", low=0.0, low_exclusive=True)
     lockstep: bool = setting(True, "ROS node: advance only when the command for the current "
-                             "step has arrived (reproducible, never drops a step)")
+                             "step has arrived and no required reader is more than "
+                             "max_lead_steps behind (reproducible, never drops a step)")
+    progress_topics: tuple = setting(
+        (LOCALIZER_PROGRESS,), "ROS node: where the readers the simulator must not outrun "
+        "report the newest step they have handled (rosgraph_msgs/Clock); it starts once each "
+        "has a publisher")
+    max_lead_steps: int = setting(
+        100, "ROS node, lockstep: steps the simulator may run ahead of its slowest required "
+        "reader", low=1, high=MAX_LEAD_STEPS)
+    exit_when_done: bool = setting(
+        True, "ROS node: exit once the run is complete and every required reader has handled "
+        "its last step (this ends a ros2 launch)")
     rate_hz: float = setting(10.0, "ROS node, real-time mode: steps per wall-clock second",
                              low=0.0, low_exclusive=True)
     odometry_noise: float = setting(

@@ -3,26 +3,35 @@
 Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
 /treeworld/health; then it moves the agent by the /cmd_vel stamped t (lockstep) or by the latest
 command at rate_hz (real time).
+
+Flow control: it starts once every reader named in ``progress_topics`` is up, and in lockstep it
+publishes step t only when each of them has reported handling step t - max_lead_steps, so no
+reader ever has more unread steps than its history holds. When the run is complete and every
+reader has its last step, it exits (``exit_when_done``).
 """
 from __future__ import annotations
 
 import array
 import math
+import time
+from functools import partial
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32
 from visualization_msgs.msg import Marker, MarkerArray
 
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-from treeworld_schema.ros import declare_section, run_node
+from treeworld_schema.ros import RunComplete, declare_section, run_node
 from treeworld_sim.config import WorldConfig
 from treeworld_sim.world import StepRecord, TreeWorld
 
@@ -44,13 +53,16 @@ def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarra
 
 
 def tree_markers(world: TreeWorld, stamp) -> MarkerArray:
+    """A cylinder per tree in the namespace of its kind (edible green, poisonous red) and a
+    label per tree."""
     markers = MarkerArray()
     for index, (position, poisonous) in enumerate(zip(world.tree_positions,
                                                       world.tree_poisonous)):
         for kind in (Marker.CYLINDER, Marker.TEXT_VIEW_FACING):
             marker = Marker()
             marker.header.stamp, marker.header.frame_id = stamp, io.MAP_FRAME
-            marker.ns = "trees" if kind == Marker.CYLINDER else "tree_labels"
+            marker.ns = (io.POISONOUS_TREES if poisonous else io.EDIBLE_TREES) \
+                if kind == Marker.CYLINDER else io.TREE_LABELS
             marker.id, marker.type, marker.action = index, kind, Marker.ADD
             marker.pose.position.x, marker.pose.position.y = map(float, position)
             marker.pose.orientation.w = 1.0
@@ -63,6 +75,10 @@ def tree_markers(world: TreeWorld, stamp) -> MarkerArray:
                 marker.color.r = marker.color.g = marker.color.b = 1.0
             markers.markers.append(marker)
     return markers
+
+
+BLOCKED_WARNING_SECONDS = 5.0
+ACK_TIMEOUT = Duration(seconds=5.0)
 
 
 class TreeWorldSimNode(Node):
@@ -80,20 +96,82 @@ class TreeWorldSimNode(Node):
         self.truth_publisher = self.create_publisher(Odometry, io.GROUND_TRUTH, qos)
         self.health_publisher = self.create_publisher(Float32, io.HEALTH, qos)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
-        self.create_publisher(MarkerArray, io.TREES, io.latest_qos()).publish(
-            tree_markers(self.world, io.step_stamp(0, self.period)))
+        self.trees_publisher = self.create_publisher(MarkerArray, io.TREES, io.latest_qos())
+        self.trees_publisher.publish(tree_markers(self.world, io.step_stamp(0, self.period)))
         self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
-        self.latest_command: TwistStamped | None = None
+        self.commands: dict[int, TwistStamped] = {}     # lockstep: by the step they are for
+        self.latest_command: TwistStamped | None = None  # real time
+        # the newest step each required reader has handled
+        self.handled = {topic: -1 for topic in self.config.progress_topics}
+        for topic in self.config.progress_topics:
+            self.create_subscription(Clock, topic, partial(self.on_progress, topic),
+                                     io.latest_qos())
         self.last_measured = np.zeros(2)
-        self.finished = False
+        self.started = self.finished = False
+        self.blocked_since: float | None = None
         self.get_logger().info(
             f"{self.config.num_trees} trees, seed {self.config.seed}, {self.config.steps} steps, "
             f"{'lockstep' if self.config.lockstep else f'{self.config.rate_hz} Hz'}")
-        self.publish_observation()
+        # wall-clock timers: this node is the clock, so it must not wait on /clock itself
+        wall = RosClock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(0.05, self.on_housekeeping, clock=wall)
         if not self.config.lockstep:
-            # wall-clock time: this node is the clock, so it must not wait on /clock itself
-            self.create_timer(1.0 / self.config.rate_hz, self.on_timer,
-                              clock=RosClock(clock_type=ClockType.STEADY_TIME))
+            self.create_timer(1.0 / self.config.rate_hz, self.on_timer, clock=wall)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def on_command(self, message: TwistStamped) -> None:
+        if self.finished:
+            return
+        if self.config.lockstep:
+            step = io.step_of(message.header.stamp, self.period)
+            if step >= self.world.step_index:
+                self.commands[step] = message
+                self.advance_while_allowed()
+        else:
+            self.latest_command = message
+
+    def on_progress(self, topic: str, message: Clock) -> None:
+        self.handled[topic] = max(self.handled[topic], io.step_of(message.clock, self.period))
+        if self.finished:
+            self.exit_if_done()
+        else:
+            self.advance_while_allowed()
+
+    def on_timer(self) -> None:
+        if self.started and not self.finished:
+            self.advance(self.latest_command)
+
+    def on_housekeeping(self) -> None:
+        if not self.started:
+            missing = [t for t in self.handled if self.count_publishers(t) == 0]
+            if missing:
+                self.get_logger().info(f"waiting for readers: {', '.join(missing)}", once=True)
+                return
+            self.started = True
+            self.publish_observation()
+        elif self.finished:
+            self.exit_if_done()
+        elif self.blocked_since is not None and \
+                time.monotonic() - self.blocked_since > BLOCKED_WARNING_SECONDS:
+            behind = {t: s for t, s in self.handled.items()
+                      if self.world.step_index + 1 - s > self.config.max_lead_steps}
+            self.get_logger().warning(
+                f"holding step {self.world.step_index + 1} for {behind} "
+                f"(max_lead_steps {self.config.max_lead_steps})", throttle_duration_sec=10.0)
+
+    # -- stepping --------------------------------------------------------------------------
+    def may_publish(self, step: int) -> bool:
+        """Lockstep: no required reader would be more than max_lead_steps behind."""
+        return all(step - handled <= self.config.max_lead_steps
+                   for handled in self.handled.values())
+
+    def advance_while_allowed(self) -> None:
+        while self.started and not self.finished and self.world.step_index in self.commands:
+            if not self.may_publish(self.world.step_index + 1):
+                self.blocked_since = self.blocked_since or time.monotonic()
+                return
+            self.blocked_since = None
+            self.advance(self.commands.pop(self.world.step_index))
 
     def publish_observation(self) -> StepRecord:
         record = self.world.observe()
@@ -111,19 +189,6 @@ class TreeWorldSimNode(Node):
             stamp, io.MAP_FRAME, record.position, record.heading, velocity))
         self.health_publisher.publish(Float32(data=float(record.health)))
         return record
-
-    def on_command(self, message: TwistStamped) -> None:
-        if self.finished:
-            return
-        if self.config.lockstep:
-            if io.step_of(message.header.stamp, self.period) == self.world.step_index:
-                self.advance(message)
-        else:
-            self.latest_command = message
-
-    def on_timer(self) -> None:
-        if not self.finished:
-            self.advance(self.latest_command)
 
     def advance(self, command: TwistStamped | None) -> None:
         """Move by ``command`` (rest when None or not finite), then sense the next step."""
@@ -155,18 +220,28 @@ class TreeWorldSimNode(Node):
         self.clock_publisher.publish(Clock(clock=stamp))
         self.truth_publisher.publish(odometry_message(
             stamp, io.MAP_FRAME, world.position, world.heading, self.last_measured / self.period))
-        totals = {"steps": world.step_index, "total_movement": repr(world.total_movement),
-                  "health": repr(world.health), "fruit_eaten": world.fruit_eaten,
-                  "poisonous_fruit_eaten": world.poisonous_fruit_eaten,
-                  "rejected_commands": self.rejected_commands}
-        status = DiagnosticStatus(name="treeworld_sim", level=DiagnosticStatus.OK,
-                                  message="run complete",
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in totals.items()])
-        diagnostics = DiagnosticArray(status=[status])
-        diagnostics.header.stamp = stamp
-        self.diagnostics_publisher.publish(diagnostics)
+        totals = {keys.STEPS: world.step_index, keys.TOTAL_MOVEMENT: repr(world.total_movement),
+                  keys.HEALTH: repr(world.health), keys.FRUIT_EATEN: world.fruit_eaten,
+                  keys.POISONOUS_FRUIT_EATEN: world.poisonous_fruit_eaten,
+                  keys.REJECTED_COMMANDS: self.rejected_commands}
+        self.diagnostics_publisher.publish(
+            io.diagnostics(keys.SIMULATOR, totals, stamp, "run complete"))
         self.get_logger().info(f"run complete after {world.step_index} steps: total movement "
                                f"{world.total_movement:.2f}")
+        self.exit_if_done()
+
+    def exit_if_done(self) -> None:
+        """With exit_when_done: once every required reader has handled the last step and every
+        subscriber has received what was published, end the node (status 0)."""
+        last = self.world.step_index - 1
+        if not self.config.exit_when_done or any(h < last for h in self.handled.values()):
+            return
+        for publisher in (self.clock_publisher, self.smell_publisher, self.odom_publisher,
+                          self.truth_publisher, self.health_publisher,
+                          self.diagnostics_publisher, self.trees_publisher):
+            publisher.wait_for_all_acked(ACK_TIMEOUT)
+        self.get_logger().info("every reader has the whole run; exiting")
+        raise RunComplete
 
 
 def main(args: list[str] | None = None) -> int:
