@@ -23,6 +23,7 @@ $(INSTALLED): requirements.txt $(PACKAGE_FILES)
 venv: $(INSTALLED)
 
 test: $(INSTALLED)
+	$(VENV)/bin/ruff check --no-cache src scripts conftest.py
 	$(PYTHON) -m pytest src
 
 demo: $(INSTALLED)

@@ -19,6 +19,6 @@ setup(
         "random exploration, recorded path) and their ROS 2 node."
     ),
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["spiral_controller = spiral_controller.node:main"]},
 )

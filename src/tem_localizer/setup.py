@@ -19,6 +19,6 @@ setup(
         "memory in PyTorch, and its ROS 2 node."
     ),
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["tem_localizer = tem_localizer.node:main"]},
 )

@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import setup
 
 package_name = "treeworld_bringup"
@@ -9,6 +11,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -19,6 +23,6 @@ setup(
         "in-process runner, launcher, bags, evaluation and plots."
     ),
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["treeworld = treeworld_bringup.cli:main"]},
 )

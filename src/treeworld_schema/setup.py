@@ -16,4 +16,5 @@ setup(
     maintainer_email="treeworld@example.org",
     description="Typed, validated configuration sections shared by the Tree World packages.",
     license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
 )

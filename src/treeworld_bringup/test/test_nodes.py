@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import array
 import math
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from sensor_msgs.msg import Image
 
 from ros_support import private_domain, ros_context, wait_for
 from treeworld_bringup.launcher import NodeProcesses, ros_environment
+from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 
 SMELL_DIM = 8
@@ -186,6 +190,57 @@ def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
     assert stamps == sorted(stamps) and len(set(stamps)) == 41
     # no controller: the agent rests where it started
     assert all(m.pose.pose.position.x == 0.0 and m.pose.pose.position.y == 0.0 for m in truth)
+
+
+def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):
+    """Real time at 50 Hz (5 simulated seconds per second): the localizer is frozen for 1 s.
+    Steps more than max_input_age behind its clock are late frames: counted, their motion
+    integrated; none is lost silently and the estimate is current again at the end."""
+    steps = 200
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({
+        "treeworld_sim": {"ros__parameters": {"lockstep": False, "rate_hz": 50.0,
+                                              "steps": steps, "exit_when_done": False}},
+        "spiral_controller": {"ros__parameters": {"controller": "circle"}},
+        "tem_localizer": {"ros__parameters": {"use_memory_to_localize": False,
+                                              "device": "cpu", "max_input_age": 0.5}}}))
+    poses, truth, reports = {}, {}, []
+    with ros_context(private_domain()) as (context, add_node):
+        listener = Node("test_listener", context=context)
+        qos = io.step_qos()
+        listener.create_subscription(
+            PoseWithCovarianceStamped, io.POSE,
+            lambda m: poses.__setitem__(io.step_of(m.header.stamp, PERIOD), m), qos)
+        listener.create_subscription(
+            Odometry, io.GROUND_TRUTH,
+            lambda m: truth.__setitem__(io.step_of(m.header.stamp, PERIOD), m), qos)
+        listener.create_subscription(DiagnosticArray, io.DIAGNOSTICS, reports.append, qos)
+        add_node(listener)
+        nodes = NodeProcesses(["treeworld_sim", "spiral_controller", "tem_localizer"],
+                              parameters, tmp_path)
+        try:
+            wait_for(lambda: len(poses) >= 40, 60, "40 poses", nodes.check_alive)
+            localizer = nodes.pids["tem_localizer"]
+            os.kill(localizer, signal.SIGSTOP)
+            time.sleep(1.0)
+            os.kill(localizer, signal.SIGCONT)
+
+            def handled() -> dict[str, str]:
+                values = [io.status_values(m, keys.LOCALIZER) for m in reports]
+                return next((v for v in reversed(values) if v), {})
+
+            wait_for(lambda: int(handled().get(keys.STEPS, 0))
+                     + int(handled().get(keys.LATE_FRAMES, 0)) == steps, 60,
+                     "every step handled", nodes.check_alive)
+        finally:
+            nodes.stop()
+    counters = handled()
+    assert int(counters[keys.LATE_FRAMES]) > 0
+    assert int(counters[keys.STEPS]) == len(poses) < steps       # late frames have no pose
+    assert int(counters[keys.SKIPPED_TOTAL]) == 0
+    last = max(poses)
+    estimate, actual = poses[last].pose.pose.position, truth[last].pose.pose.position
+    assert math.hypot(estimate.x - actual.x, estimate.y - actual.y) < 10.0   # motion kept
 
 
 def start_node(module: str, *parameters: str) -> subprocess.CompletedProcess:
