@@ -30,8 +30,8 @@ def main() -> None:
         settings = experiment_settings(name, device=args.device)
         settings = dataclasses.replace(
             settings, world=dataclasses.replace(settings.world, steps=args.steps))
-        recording, _, info = launch_graph(settings, use_localizer=True, progress=False)
-        latencies = np.asarray(info["latencies_ms"])
+        result = launch_graph(settings, use_localizer=True, progress=False)
+        recording, latencies = result.recording, np.asarray(result.info["latencies_ms"])
         p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
         memory = "on" if settings.localizer.use_memory_to_localize else "off"
         print(f"{memory:8s} {recording.summary['steps_per_second']:8.1f} {p50:15.2f} "

@@ -68,7 +68,7 @@ def main() -> None:
     with torch.no_grad():
         for length in args.lengths:
             model = TEM2d(grid, 1024, device=device, use_memory_to_localize=True)
-            model.memory.initial_capacity = length + 1
+            model.memory.initial_slots = length + 1
             model.memory.reset()
             fill(model, length, generator)
             times = sorted(time_steps(model, args.repeats, generator))

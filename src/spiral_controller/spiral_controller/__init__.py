@@ -1,4 +1,4 @@
-"""Controllers that move the Tree World agent (SPEC section 3). They never see the true pose."""
+"""Controllers that move the Tree World agent (docs/design.md §3). They never see the true pose."""
 from spiral_controller.config import ControllerConfig
 from spiral_controller.paths import Controller, PathFileError, load_path_file, make_controller
 

@@ -8,9 +8,9 @@ from treeworld_schema import ConfigError, setting
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """Which path the agent follows, and its shape (SPEC section 3). World units, steps."""
+    """Which path the agent follows, and its shape (docs/design.md §3). World units, steps."""
 
-    controller: str = setting("spiral", "Which path the agent follows (SPEC section 3)",
+    controller: str = setting("spiral", "Which path the agent follows (docs/design.md §3)",
                               choices=("spiral", "circle", "random", "path"))
     path_file: str = setting("", "Recorded path to follow (TUM 't x y z qx qy qz qw' or CSV "
                              "'t,x,y'); used by controller=path")

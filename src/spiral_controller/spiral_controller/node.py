@@ -17,7 +17,7 @@ from spiral_controller.paths import PathFileError, make_controller
 from treeworld_schema import interface as io
 from treeworld_schema.ros import declare_section, run_node
 
-# The agent starts heading (1, 1) / sqrt(2) (SPEC section 2); turn rates are relative to it.
+# The agent starts heading (1, 1) / sqrt(2) (docs/design.md §2); turn rates are relative to it.
 START_HEADING_ANGLE = math.pi / 4
 
 

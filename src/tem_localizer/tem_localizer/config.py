@@ -1,4 +1,7 @@
-"""Every setting of the localizer, with its default, unit and allowed range (SPEC 4-7)."""
+"""Every setting of the localizer, with its default, unit and allowed range.
+
+The science behind them: docs/design.md §4-§7.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,6 +30,10 @@ class LocalizerConfig:
     affinity_exponent: float = setting(20.0, "k of the affinity mixing", low=0.0)
     sharpen_exponent: float = setting(1.05, "belief <- belief^e after each step", low=1.0,
                                       high=4.0)
+    memory_capacity: int = setting(
+        1000, "Pairs of (belief, smell) the memory keeps, the newest; older ones are "
+        "forgotten so a step costs the same at any run length. 0 = keep all (cost grows with "
+        "the run)", low=0)
     num_samples: int = setting(25, "Beliefs drawn per memory recall", low=1, high=10_000)
     reference_match_threshold: float = setting(
         0.01, "Recall only entries whose affinity to the previous belief is at least this "

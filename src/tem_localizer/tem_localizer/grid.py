@@ -1,7 +1,8 @@
 """The location belief grid: geometry, the initial belief, summaries, OccupancyGrid arrays.
 
 belief[b, i, j] is the probability that agent b is at y = cell_size * (i - R),
-x = cell_size * (j - R): rows are y, columns are x, the origin is the centre cell (SPEC 4).
+x = cell_size * (j - R): rows are y, columns are x, the origin is the centre cell
+(docs/design.md §4).
 """
 from __future__ import annotations
 

@@ -75,7 +75,9 @@ class Localizer:
                 sample_temperature=config.sample_temperature or None,
                 read_threshold=config.read_threshold,
                 kernel_blur_sigma=config.kernel_blur_sigma,
-                learn_action_map=config.learn_action_map, device=self.device, seed=config.seed)
+                learn_action_map=config.learn_action_map,
+                memory_capacity=config.memory_capacity or None, device=self.device,
+                seed=config.seed)
             parameters = list(self.model.parameters())
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate) \
                 if parameters else None

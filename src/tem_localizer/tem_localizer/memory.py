@@ -1,4 +1,5 @@
-"""Associative memories of (location belief, smell) pairs: place cells for the TEM (SPEC 6).
+"""Associative memories of (location belief, smell) pairs: place cells for the TEM
+(docs/design.md §6).
 
 ``LocationBeliefMemory`` is the faithful episodic form: it keeps every pair, reads smell by
 belief affinity and samples beliefs by smell. ``AccumulatedMemory`` reads the same values
@@ -14,25 +15,30 @@ class LocationBeliefMemory:
     """Episodic memory: T pairs (m_t, v_t) per agent, m_t a belief (S, S), v_t a smell (D,).
 
     Storage grows by doubling; entries removed by ``prune`` are masked out, not moved, so the
-    batch stays rectangular.
+    batch stays rectangular. With ``max_entries`` it keeps only the newest that many pairs (a
+    ring: the oldest is overwritten), so reads and writes cost the same however long the agent
+    runs; None keeps everything.
     """
 
     def __init__(self, batch_size: int, grid_size: int, smell_dim: int, device=None,
-                 dtype=torch.float32, capacity: int = 256):
+                 dtype=torch.float32, initial_slots: int = 256, max_entries: int | None = None):
         self.batch_size, self.grid_size, self.smell_dim = batch_size, grid_size, smell_dim
-        self.device, self.dtype, self.initial_capacity = device, dtype, capacity
+        self.device, self.dtype = device, dtype
+        self.max_entries = max_entries
+        self.initial_slots = min(initial_slots, max_entries or initial_slots)
         self.reset()
 
     def reset(self) -> None:
         cells = self.grid_size**2
-        capacity = self.initial_capacity
-        self.beliefs = torch.zeros(self.batch_size, capacity, cells, device=self.device,
-                                   dtype=self.dtype)                        # (B, cap, S*S)
-        self.smells = torch.zeros(self.batch_size, capacity, self.smell_dim,
-                                  device=self.device, dtype=self.dtype)     # (B, cap, D)
-        self.valid = torch.zeros(self.batch_size, capacity, dtype=torch.bool,
-                                 device=self.device)                        # (B, cap)
-        self.length = 0
+        slots = self.initial_slots
+        self.beliefs = torch.zeros(self.batch_size, slots, cells, device=self.device,
+                                   dtype=self.dtype)                        # (B, slots, S*S)
+        self.smells = torch.zeros(self.batch_size, slots, self.smell_dim,
+                                  device=self.device, dtype=self.dtype)     # (B, slots, D)
+        self.valid = torch.zeros(self.batch_size, slots, dtype=torch.bool,
+                                 device=self.device)                        # (B, slots)
+        self.length = 0          # slots in use
+        self.written = 0         # pairs ever written
 
     def __len__(self) -> int:
         return self.length
@@ -44,27 +50,35 @@ class LocationBeliefMemory:
         return self.batch_size * self.length * per_entry
 
     def _grow(self) -> None:
-        def doubled(store: torch.Tensor) -> torch.Tensor:
-            grown = store.new_zeros(store.shape[0], 2 * store.shape[1], *store.shape[2:])
-            grown[:, : store.shape[1]] = store
-            return grown
+        slots = 2 * self.beliefs.shape[1]
+        if self.max_entries is not None:
+            slots = min(slots, self.max_entries)
+
+        def grown(store: torch.Tensor) -> torch.Tensor:
+            bigger = store.new_zeros(store.shape[0], slots, *store.shape[2:])
+            bigger[:, : store.shape[1]] = store
+            return bigger
 
         self.beliefs, self.smells, self.valid = (
-            doubled(self.beliefs), doubled(self.smells), doubled(self.valid))
+            grown(self.beliefs), grown(self.smells), grown(self.valid))
 
     def write(self, belief: torch.Tensor, smell: torch.Tensor) -> None:
-        """Append one pair per agent: belief (B, S, S), smell (B, D)."""
-        if self.length == self.beliefs.shape[1]:
+        """Store one pair per agent: belief (B, S, S), smell (B, D); when full, in place of
+        the oldest."""
+        full = self.max_entries is not None and self.length == self.max_entries
+        if not full and self.length == self.beliefs.shape[1]:
             self._grow()
+        slot = self.written % self.max_entries if full else self.length
         if torch.is_grad_enabled() and (belief.requires_grad or smell.requires_grad):
             # earlier reads in this training window saved the stores for backward: write
             # into copies so those saved tensors stay as they were
             self.beliefs, self.smells = self.beliefs.clone(), self.smells.clone()
             self.valid = self.valid.clone()
-        self.beliefs[:, self.length] = belief.reshape(self.batch_size, -1)
-        self.smells[:, self.length] = smell
-        self.valid[:, self.length] = True
-        self.length += 1
+        self.beliefs[:, slot] = belief.reshape(self.batch_size, -1)
+        self.smells[:, slot] = smell
+        self.valid[:, slot] = True
+        self.length = max(self.length, slot + 1)
+        self.written += 1
 
     def detach(self) -> None:
         """Cut stored pairs from the autograd graph (after an optimizer step)."""

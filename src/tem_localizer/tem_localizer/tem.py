@@ -1,4 +1,4 @@
-"""TEM2d: path integration on a belief grid plus a location-belief memory (SPEC section 7).
+"""TEM2d: path integration on a belief grid plus a location-belief memory (docs/design.md §7).
 
 One step: shift the last belief by the action (grid cells), optionally mix in a belief
 recalled from memory by smell (place cells), sharpen against the convolution's blur, predict
@@ -41,6 +41,8 @@ class TEM2d(nn.Module):
         kernel_blur_sigma: Gaussian blur of the translation kernel (cells), 0 = off.
         learn_action_map: a trainable 2x2 map applied to actions (for actions whose effect
             must be learned); otherwise the model has no parameters.
+        memory_capacity: keep only the newest this many (belief, smell) pairs, so a step
+            costs the same at any run length; None keeps every pair.
         seed: seed of the memory-sampling generator.
     """
 
@@ -51,7 +53,8 @@ class TEM2d(nn.Module):
                  reference_match_threshold: float = 0.01,
                  sample_temperature: float | None = None, read_threshold: float = 2.0,
                  kernel_blur_sigma: float = 0.0, learn_action_map: bool = False,
-                 device: torch.device | str = "cpu", seed: int = 0):
+                 memory_capacity: int | None = None, device: torch.device | str = "cpu",
+                 seed: int = 0):
         super().__init__()
         self.grid, self.smell_dim, self.batch_size = grid, smell_dim, batch_size
         self.max_action_norm = max_action_norm
@@ -67,7 +70,8 @@ class TEM2d(nn.Module):
         self.device = torch.device(device)
         self.action_map = nn.Parameter(torch.eye(2, device=self.device)) \
             if learn_action_map else None
-        self.memory = LocationBeliefMemory(batch_size, grid.size, smell_dim, device=self.device)
+        self.memory = LocationBeliefMemory(batch_size, grid.size, smell_dim, device=self.device,
+                                           max_entries=memory_capacity)
         self.seed = seed
         self.generator = torch.Generator(self.device)
         self.reset()

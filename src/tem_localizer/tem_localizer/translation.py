@@ -1,4 +1,4 @@
-"""Path integration: shift a belief by an action with a convolution (SPEC section 5).
+"""Path integration: shift a belief by an action with a convolution (docs/design.md §5).
 
 The kernel for action a moves belief mass by a / cell_size cells, split bilinearly between the
 neighbouring cells. Each axis' weights are a tent function max(0, 1 - |k - p|) around the

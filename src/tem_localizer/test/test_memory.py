@@ -50,7 +50,7 @@ def test_leave_one_out_read_ignores_the_entry_itself():
 
 def test_accumulated_memory_reads_like_the_episodic_one():
     generator = torch.Generator().manual_seed(0)
-    episodic = LocationBeliefMemory(2, 11, 16, capacity=4)     # also exercises growth
+    episodic = LocationBeliefMemory(2, 11, 16, initial_slots=4)     # also exercises growth
     accumulated = AccumulatedMemory(2, 11, 16)
     for _ in range(40):
         centre = torch.rand(2, 2, generator=generator) * 80 - 40
@@ -101,3 +101,17 @@ def test_prune_removes_repeats_and_keeps_distinct_places():
     assert removed == 4
     assert int(memory.valid[0, : len(memory)].sum()) == 2
     torch.testing.assert_close(memory.read(places[None]), before)
+
+
+def test_a_bounded_memory_keeps_the_newest_pairs_at_a_constant_size():
+    memory = LocationBeliefMemory(1, 5, 2, initial_slots=2, max_entries=3)
+    for t in range(7):
+        belief = torch.zeros(1, 5, 5)
+        belief[0, t % 5, 0] = 1.0
+        memory.write(belief, torch.tensor([[float(t), 0.0]]))
+    assert len(memory) == 3 and memory.beliefs.shape[1] == 3 and memory.written == 7
+    assert sorted(memory.smells[0, :, 0].tolist()) == [4.0, 5.0, 6.0]
+    # a read at the newest place finds the newest pair there
+    query = torch.zeros(1, 5, 5)
+    query[0, 6 % 5, 0] = 1.0
+    assert memory.read(query)[0, 0] == pytest.approx(6.0)

@@ -269,14 +269,23 @@ def test_a_full_disk_stops_the_recorder_not_the_graph(tmp_path):
     assert len(errors) == 1 and "cannot write" in errors[0] and "File too large" in errors[0]
 
 
-@pytest.mark.parametrize("make_out, message", [
-    (lambda d: (d / "exists").mkdir() or d / "exists", "exists already"),
-    (lambda d: (d / "file").write_text("x") or d / "file" / "bag", "cannot create bag"),
-])
+def existing_folder(folder: Path) -> Path:
+    (folder / "exists").mkdir()
+    return folder / "exists"
+
+
+def below_a_file(folder: Path) -> Path:
+    (folder / "file").write_text("x")
+    return folder / "file" / "bag"
+
+
+@pytest.mark.parametrize("make_out, message", [(existing_folder, "exists already"),
+                                               (below_a_file, "cannot create bag")])
 def test_recording_into_an_unusable_folder_fails_at_once(tmp_path, capsys, make_out, message):
     out = make_out(tmp_path)
     assert main(["bag", "record", str(out)]) == 2
-    assert message in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert message in error and str(out) in error
 
 
 # -- bad bags ---------------------------------------------------------------------------------
@@ -417,6 +426,7 @@ def test_fuzzed_bags_are_refused_or_replay_exactly(live_run, tmp_path):
             np.testing.assert_array_equal(result, intact, err_msg=f"case {case} ({kind})")
             outcomes["identical"] += 1
         shutil.rmtree(bag)
+    print(f"fuzzed bags: {outcomes} of {CASES}")           # README quotes this (-s)
     assert outcomes["refused"] + outcomes["identical"] == CASES
     assert outcomes["refused"] >= 0.9 * CASES    # damage anywhere is caught by some CRC
     assert time.monotonic() - started < 120

@@ -61,6 +61,12 @@ def test_localizer_metrics_and_estimate_file(tmp_path):
     np.testing.assert_array_equal(truth_t, estimate_t)
 
 
+def test_a_one_step_run_reports_without_trajectory_statistics(tmp_path):
+    metrics = run_ok(["run", "--steps", "1", "--no-memory", "--out", str(tmp_path / "o")])
+    assert metrics["steps"] == 1 and "ate_rmse" not in metrics       # evo needs two poses
+    assert (tmp_path / "o" / "estimate.tum").is_file()
+
+
 def test_dead_reckoning_baseline_drifts_with_noise(tmp_path):
     exact = run_ok(["run", "--steps", "300", "--localizer", "deadreckoning",
                     "--out", str(tmp_path / "exact")])

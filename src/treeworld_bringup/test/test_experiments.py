@@ -1,4 +1,4 @@
-"""The seed's experiments reproduce its observations (SPEC section 8)."""
+"""The seed's experiments reproduce its observations (docs/design.md §8)."""
 import json
 
 import pytest
@@ -8,14 +8,21 @@ from treeworld_bringup.experiments import run_experiment
 
 
 def test_spiral_without_memory_tracks_within_a_cell(tmp_path):
-    metrics = run_experiment("spiral-no-memory", tmp_path / "e", device="cpu", progress=False)
+    metrics = run_experiment("spiral-no-memory", tmp_path / "e", device="cpu", progress=False,
+                             gif=False)
     assert metrics["max_error"] <= 10.0
     loss = metrics["last99_loss"]             # the seed: min 0.0028, mean 0.085, max 0.25
     assert 3e-4 < loss["min"] < 0.03 and 0.01 < loss["mean"] < 0.9 and loss["max"] < 2.5
-    gif = Image.open(tmp_path / "e" / "belief.gif")
-    assert gif.n_frames == 250                # every 4th of 1000 steps
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert saved["ate_rmse"] == pytest.approx(metrics["ate_rmse"])
+
+
+def test_the_belief_animation_has_a_frame_every_fourth_step(tmp_path):
+    from treeworld_bringup.cli import main
+
+    assert main(["run", "--steps", "60", "--gif", "--no-memory", "--device", "cpu",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert Image.open(tmp_path / "run" / "belief.gif").n_frames == 15
 
 
 def test_spiral_with_memory_stays_near_the_origin(tmp_path):

@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 
 from ros_support import (
     TREEWORLD,
@@ -48,6 +49,11 @@ class Recorder(Node):
         self.create_subscription(PoseWithCovarianceStamped, io.POSE, self.keep(self.poses), qos)
         self.create_subscription(Odometry, io.GROUND_TRUTH, self.keep(self.truth), qos)
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics, qos)
+        self.launcher_step = -1       # the newest step `treeworld launch` reports gathered
+        self.create_subscription(Clock, io.LAUNCHER_PROGRESS, self.on_launcher, io.latest_qos())
+
+    def on_launcher(self, message: Clock) -> None:
+        self.launcher_step = io.step_of(message.clock, self.period)
 
     def keep(self, store):
         return lambda message: store.__setitem__(io.step_of(message.header.stamp, self.period),
@@ -129,7 +135,7 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
     """Longer than the QoS history (1000): the localizer is frozen twice for 2 s while two
     busy loops load both cores. Lockstep holds the simulator back, so the localizer, the
     recorder and the report each get every step exactly once."""
-    steps, out, domain = 1200, tmp_path / "out", private_domain()
+    steps, out, domain = 1050, tmp_path / "out", private_domain()
     launcher = subprocess.Popen(
         [*TREEWORLD, "launch", "--steps", str(steps), "--controller", "circle", "--no-memory",
          "--device", "cpu", "--record", "--out", str(out)],
@@ -140,7 +146,7 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
         with busy_cpu(processes=2, seconds=90), ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            for pause_at in (300, 800):
+            for pause_at in (200, 600):
                 wait_for(lambda: len(watcher.poses) >= pause_at, 120, f"step {pause_at}")
                 os.kill(pids["tem_localizer"], signal.SIGSTOP)
                 time.sleep(2.0)
@@ -177,7 +183,7 @@ def test_ctrl_c_stops_every_node_and_keeps_a_partial_report(tmp_path):
         with ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            wait_for(lambda: len(watcher.poses) >= 20, 120, "the graph to run")
+            wait_for(lambda: watcher.launcher_step >= 20, 120, "the launcher to gather 20")
         launcher.send_signal(signal.SIGINT)
         code, error = launcher.wait(timeout=60), launcher.stderr.read()
         assert code == 130, error[-2000:]
@@ -200,7 +206,7 @@ def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_pa
         with ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            wait_for(lambda: len(watcher.poses) >= 50, 120, "the graph to run")
+            wait_for(lambda: watcher.launcher_step >= 50, 120, "the launcher to gather 50")
         os.kill(pids["tem_localizer"], signal.SIGKILL)
         assert launcher.wait(timeout=60) == 1
         error = launcher.stderr.read()
@@ -225,7 +231,7 @@ def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
         with ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            wait_for(lambda: len(watcher.poses) >= 240, 120, "step 240")
+            wait_for(lambda: watcher.launcher_step >= 240, 120, "the launcher to gather 240")
             os.kill(pids["tem_localizer"], signal.SIGSTOP)
             wait_for(lambda: len(watcher.truth) == steps + 1, 60, "the simulator's last pose")
         launcher.send_signal(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""The seed's experiments (SPEC section 8), each one command, with dead reckoning run beside
+"""The seed's experiments (docs/design.md §8), each one command, with dead reckoning run beside
 each one as the baseline. Their settings are in ``settings.EXPERIMENTS``."""
 from __future__ import annotations
 

@@ -48,6 +48,8 @@ NODE_MODULES = {"treeworld_sim": "treeworld_sim.node",
                 "bag_recorder": "treeworld_bringup.recorder"}
 FINISHES_ON_ITS_OWN = {"treeworld_sim"}   # exits with status 0 once its run is complete
 STOP_GRACE_SECONDS = 5.0
+DRAIN_AFTER_FAILURE = 5.0   # a node died or the graph stalled: keep what already arrived
+DRAIN_AFTER_STOP = 2.0      # Ctrl-C or SIGTERM: the same, but the user is waiting
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -69,6 +71,7 @@ class Gathered:
     beliefs: dict[int, np.ndarray] = field(default_factory=dict)
     losses: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    arrival: dict[int, float] = field(default_factory=dict)  # perf_counter() at each estimate
     localizer_counters: dict[str, str] = field(default_factory=dict)
     localizer_handled: int = -1                   # the newest step the localizer reported
     sim_totals: dict[str, str] = field(default_factory=dict)
@@ -116,12 +119,17 @@ class Gatherer(Node):
 
     def on_truth(self, message: Odometry) -> None:
         position = message.pose.pose.position
-        self.data.truth[self.step(message.header)] = np.array([position.x, position.y])
+        step = self.step(message.header)
+        self.data.truth[step] = np.array([position.x, position.y])
+        if not self.use_localizer:
+            self.data.arrival[step] = self.last_step_at
         self.report_progress()
 
     def on_pose(self, message: PoseWithCovarianceStamped) -> None:
         position = message.pose.pose.position
-        self.data.estimates[self.step(message.header)] = np.array([position.x, position.y])
+        step = self.step(message.header)
+        self.data.estimates[step] = np.array([position.x, position.y])
+        self.data.arrival[step] = self.last_step_at
         self.data.last_covariance = np.asarray(message.pose.covariance).reshape(6, 6)[:2, :2]
 
     def on_belief(self, message: OccupancyGrid) -> None:
@@ -213,7 +221,8 @@ class LaunchResult:
     recording: Recording           # every step that arrived (all of them unless ``failure``)
     scene: Scene
     info: dict                     # pids, elapsed_seconds, bag, parameter_file, workspace,
-                                   # logs, latencies_ms, last_belief, last_covariance
+                                   # logs, latencies_ms, arrival (step -> perf_counter()),
+                                   # last_belief, last_covariance
     failure: Exception | None      # NodeDied, GraphStalled or Stopped: the recording is partial
 
 
@@ -255,6 +264,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                                        f"{len(gatherer.data.truth)} of {steps}")
     except (NodeDied, GraphStalled, Stopped) as error:
         failure = error
+        _drain(gatherer, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
+               else DRAIN_AFTER_FAILURE)
     finally:
         bar.close()
         nodes.stop()
@@ -266,9 +277,17 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     recording = _recording(data, settings, use_localizer, belief_stride, elapsed)
     info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
             "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs,
-            "latencies_ms": data.latencies_ms, "last_belief": data.last_belief,
-            "last_covariance": data.last_covariance}
+            "latencies_ms": data.latencies_ms, "arrival": data.arrival,
+            "last_belief": data.last_belief, "last_covariance": data.last_covariance}
     return LaunchResult(recording, data.scene or NO_TREES, info, failure)
+
+
+def _drain(gatherer: Gatherer, limit: float, quiet: float = 0.5) -> None:
+    """Take what the graph already sent (it may still be in this process's queues) until
+    nothing new has come for ``quiet`` seconds, or ``limit`` seconds in all."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < min(deadline, gatherer.last_progress + quiet):
+        rclpy.spin_once(gatherer, timeout_sec=0.05)
 
 
 def _complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:

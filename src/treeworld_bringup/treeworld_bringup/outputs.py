@@ -24,7 +24,7 @@ def compute_metrics(recording: Recording) -> dict:
     """World figures, and with an estimate, its ATE/RPE and loss statistics."""
     metrics = {"steps": recording.steps} | recording.summary
     has_truth = recording.true_positions is not None
-    if has_truth and recording.estimates is not None and recording.steps > 0:
+    if has_truth and recording.estimates is not None and recording.steps > 1:
         metrics |= evaluate(recording.timestamps, recording.true_positions,
                             recording.estimates)
     losses = recording.losses[np.isfinite(recording.losses)] \
@@ -60,7 +60,7 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
     metrics = (base_metrics or {}) | compute_metrics(recording) | (extra_metrics or {})
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        has_truth = recording.true_positions is not None
+        has_truth = recording.true_positions is not None and recording.steps > 0
         if has_truth:
             write_tum(staging / "ground_truth.tum", recording.timestamps,
                       recording.true_positions)

@@ -76,7 +76,7 @@ def parameter_document(settings: Settings) -> dict:
             for node, section in sections.items()}
 
 
-# -- the seed's experiments (SPEC section 8) ----------------------------------------------
+# -- the seed's experiments (docs/design.md §8) ----------------------------------------------
 # All use the seed's configuration: S = 101, extent 1000, D = 1024, 50 trees, max_action_norm
 # 20, 1000 steps.
 

@@ -9,7 +9,7 @@ from treeworld_schema.topics import LOCALIZER_PROGRESS, MAX_LEAD_STEPS
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Tree World settings (SPEC section 2). Distances are in world units, time in steps."""
+    """Tree World settings (docs/design.md §2). Distances are in world units, time in steps."""
 
     seed: int = setting(0, "Seed of the one generator behind every random draw", low=0)
     dim: int = setting(2, "World dimension (only 2 is supported)", low=2, high=2)

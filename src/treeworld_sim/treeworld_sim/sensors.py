@@ -1,4 +1,4 @@
-"""Smell sensors: what the agent perceives of the trees around it (SPEC section 2).
+"""Smell sensors: what the agent perceives of the trees around it (docs/design.md §2).
 
 The smell is a diffusion model: each tree's embedding, weighted by a Gaussian kernel of the
 distance whose width is set so it falls to 0.1 at ``max_sense_distance``.

@@ -1,4 +1,5 @@
-"""The Tree World simulator: trees with fruit, an agent with health, and its smell (SPEC 2).
+"""The Tree World simulator: trees with fruit, an agent with health, and its smell
+(docs/design.md §2).
 
 One seeded ``numpy.random.Generator`` makes every random draw, so the same seed gives the same
 world, the same run and the same odometry noise. Each step is ``observe()`` (sense, maybe eat)
