@@ -13,9 +13,10 @@ from treeworld_schema import setting
 class LocalizerConfig:
     """How the agent localizes from odometry and smell. World units, cells, steps."""
 
-    method: str = setting("tem2d", "tem2d (belief grid + memory) or deadreckoning (sum of "
+    method: str = setting("tem2d", "tem2d (belief grid + memory), slam (belief grid + smell "
+                          "map + pose graph that corrects the past) or deadreckoning (sum of "
                           "measured displacements, the baseline)",
-                          choices=("tem2d", "deadreckoning"))
+                          choices=("tem2d", "slam", "deadreckoning"))
     grid_size: int = setting(101, "S: belief grid cells per side", low=3, high=1001, odd=True)
     extent: float = setting(1000.0, "E: world units across the belief grid", low=0.0,
                             low_exclusive=True)
@@ -60,6 +61,29 @@ class LocalizerConfig:
         "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))
     odom_frame: str = setting("odom", "ROS node: expected frame_id of /odom")
     smell_frame: str = setting("map", "ROS node: expected frame_id of /smell")
+    odometry_sigma: float = setting(
+        1.0, "slam: odometry noise per axis per step the pose graph assumes (world units)",
+        low=0.0, low_exclusive=True)
+    keyframe_every: int = setting(4, "slam: steps per pose-graph keyframe", low=1, high=1000)
+    smell_code_dim: int = setting(32, "slam: length of the smell code kept per step", low=2,
+                                  high=1024)
+    closure_exclude_steps: int = setting(
+        60, "slam: the newest this many steps are never loop-closure candidates", low=10)
+    closure_max_gate: float = setting(
+        60.0, "slam: widest search radius for loop closures (world units)", low=0.0,
+        low_exclusive=True)
+    closure_min_strength: float = setting(
+        5.0, "slam: smell codes weaker than this (far from every tree) are not matched",
+        low=0.0)
+    closure_min_gradient: float = setting(
+        0.15, "slam: smell change per world unit below which a stretch is too flat to match",
+        low=0.0)
+    closure_tolerance: float = setting(
+        0.2, "slam: how closely smells must match (code distance; for a retrace, per world "
+        "unit of travel)", low=0.0, low_exclusive=True)
+    closure_min_crossing_sine: float = setting(
+        0.3, "slam: paths must cross at an angle with this sine, in the world and in smell",
+        low=0.0, high=1.0)
     max_input_age: float = setting(
         0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
         "completes is a late frame: its motion is integrated, its smell dropped and counted. "

@@ -1,7 +1,10 @@
-"""A localizer for one agent: validates each (action, smell), runs the model, keeps counters.
+"""A localizer for one agent: validates each (action, smell), runs the method, keeps counters.
 
-This is what the runner and the ROS node call. The model never sees a NaN, a smell of the
-wrong length or an oversized action, and the belief it keeps is never NaN or zero-sum.
+This is what the runner and the ROS node call. Three methods: ``deadreckoning`` (the sum of
+measured displacements), ``tem2d`` (the design document's belief grid and memory) and
+``slam`` (the belief grid as the front end of a smell-map pose graph that corrects the past).
+No method ever sees a NaN, a smell of the wrong length or an oversized action, and no belief it
+keeps is NaN or zero-sum.
 """
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tem_localizer.belief import ScrollingBelief
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.grid import BeliefGrid
+from tem_localizer.loop_closure import ClosureSettings
+from tem_localizer.slam import Slam, SlamSettings
 from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,9 @@ class LocalizerStep:
     loss: float
     lost: bool = False
     skipped: str | None = None       # why the input was rejected, None when it was used
+    origin: tuple[float, float] = (0.0, 0.0)   # world (x, y) of the belief grid's corner
+    corrected: bool = False          # slam: a loop closure moved the past this step
+    place: int | None = None         # slam: this step's place in the map
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Localizer:
         self.grid = BeliefGrid(config.grid_size, config.extent)
         self.model = None
         self.optimizer = None
+        self.slam = None
         if config.method == "tem2d":
             self.model = TEM2d(
                 self.grid, config.sensory_embedding_dim,
@@ -81,11 +91,15 @@ class Localizer:
             parameters = list(self.model.parameters())
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate) \
                 if parameters else None
+        elif config.method == "slam":
+            self.slam = Slam(config.sensory_embedding_dim, slam_settings(config))
+            self.front = ScrollingBelief(self.grid, self.device, config.max_action_norm,
+                                         config.sharpen_exponent)
         self.counters = Counters()
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start: belief around the origin, empty memory, counters kept."""
+        """Back to the start: belief around the origin, empty memory or map, counters kept."""
         self.dead_reckoned = np.zeros(2)
         self.belief = None
         self.pending_losses: list[torch.Tensor] = []
@@ -93,6 +107,10 @@ class Localizer:
         if self.model is not None:
             self.model.reset()
             self.belief = self.model.initial_belief()
+        if self.slam is not None:
+            self.slam.reset()
+            self.front.reset(np.zeros(2))
+            self.position = np.zeros(2)
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self.warned:
@@ -105,7 +123,13 @@ class Localizer:
         self._warn_once(kind, f"skipping a step: {message} (counted as '{kind}')")
         return self._estimate(loss=float("nan"), lost=False, skipped=kind)
 
-    def _estimate(self, loss: float, lost: bool, skipped: str | None) -> LocalizerStep:
+    def _estimate(self, loss: float, lost: bool, skipped: str | None,
+                  corrected: bool = False) -> LocalizerStep:
+        if self.slam is not None:
+            place = len(self.slam.places) - 1 if skipped is None and self.slam.places else None
+            return LocalizerStep(self.position.copy(), self.front.covariance(),
+                                 self.front.belief[0], loss, lost, skipped,
+                                 self.front.occupancy_origin, corrected, place)
         if self.model is None:
             return LocalizerStep(self.dead_reckoned.copy(), np.zeros((2, 2)), None, loss, lost,
                                  skipped)
@@ -113,7 +137,7 @@ class Localizer:
         return LocalizerStep(summary.mean[0].detach().double().cpu().numpy(),
                              summary.covariance[0].detach().double().cpu().numpy(),
                              self.belief[0].detach(),
-                             loss, lost, skipped)
+                             loss, lost, skipped, self.grid.occupancy_origin)
 
     def _checked_action(self, action) -> np.ndarray | LocalizerStep:
         """The action, clipped to max_action_norm, or the rejection when it is unusable."""
@@ -143,6 +167,8 @@ class Localizer:
             return action
         self.counters.steps += 1
         self.dead_reckoned = self.dead_reckoned + action
+        if self.slam is not None:
+            return self._slam_step(action, smell)
         if self.model is None:
             return self._estimate(loss=float("nan"), lost=False, skipped=None)
         action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
@@ -164,11 +190,39 @@ class Localizer:
             return action
         self.counters.late_frames += 1
         self.dead_reckoned = self.dead_reckoned + action
+        if self.slam is not None:
+            self.front.move(action)
+            self.position = self.slam.coast(action)
+            return self._estimate(loss=float("nan"), lost=False, skipped=None)
         if self.model is None:
             return self._estimate(loss=float("nan"), lost=False, skipped=None)
         action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
         with torch.no_grad():
             return self._take(self.model.integrate_motion(self.belief, action_t))
+
+    def _slam_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
+        self.front.move(action)
+        result = self.slam.step(action, smell)
+        if result.closure is not None:
+            self.front.shift(result.correction)
+        self.position = result.position
+        return self._estimate(self.slam.smell_error, lost=False, skipped=None,
+                              corrected=result.closure is not None)
+
+    def memory_size(self) -> tuple[int, int]:
+        """(entries, bytes) of what the localizer remembers: TEM2d's (belief, smell) pairs or
+        slam's places."""
+        if self.slam is not None:
+            return len(self.slam.places), self.slam.places.nbytes
+        if self.model is not None:
+            return len(self.model.memory), self.model.memory.nbytes
+        return 0, 0
+
+    def corrected_positions(self, places) -> np.ndarray:
+        """slam: where the given places are now, after every correction so far (n, 2)."""
+        places = np.asarray(places, dtype=np.int64)
+        self.slam.refresh_keyframes_of(places)
+        return self.slam.places.positions(places)
 
     def _take(self, result) -> LocalizerStep:
         """Adopt the model's new belief, or restart around dead reckoning when it is lost."""
@@ -196,3 +250,17 @@ class Localizer:
         self.pending_losses = []
         self.model.memory.detach()
         self.belief = self.belief.detach()
+
+
+def slam_settings(config: LocalizerConfig) -> SlamSettings:
+    """The slam method's settings from the localizer's configuration."""
+    return SlamSettings(
+        keyframe_every=config.keyframe_every, code_dim=config.smell_code_dim,
+        odometry_sigma=config.odometry_sigma, max_gate=config.closure_max_gate,
+        seed=config.seed,
+        closure=ClosureSettings(
+            exclude=config.closure_exclude_steps, min_strength=config.closure_min_strength,
+            min_gradient=config.closure_min_gradient,
+            retrace_tolerance=config.closure_tolerance,
+            crossing_tolerance=config.closure_tolerance,
+            min_crossing_sine=config.closure_min_crossing_sine))

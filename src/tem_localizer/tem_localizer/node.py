@@ -1,10 +1,12 @@
 """ROS 2 node ``tem_localizer``: odometry + smell in, belief grid and pose out.
 
 Pairs /odom and /smell by stamp, feeds the displacement since the last used step and the smell
-to the TEM core (on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose,
-/diagnostics and, at a bounded rate and size, /tem/path. After each step it handles it reports
-the step's stamp on its progress topic, which the simulator's lockstep waits for. Bad messages
-are warned about once per kind, counted in /diagnostics, and never reach the belief.
+to the localizer (on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose,
+/diagnostics and, at a bounded rate and size, /tem/path; with method slam /tem/path is the
+corrected trajectory (re-read from the map after a loop closure) and /tem/graph shows keyframes
+and closures. After each step it handles it reports the step's stamp on its progress topic,
+which the simulator's lockstep waits for. Bad messages are warned about once per kind, counted
+in /diagnostics, and never reach the belief.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TwistStamped
+from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
@@ -21,6 +23,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
 
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
@@ -32,6 +35,7 @@ from treeworld_schema.ros import declare_section, run_node
 
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
 PATH_IDLE_SECONDS = 0.5  # input paused this long: publish the path's newest poses
+SHOWN_CLOSURES = 500     # /tem/graph draws the newest this many loop closures
 
 
 class TemLocalizerNode(Node):
@@ -44,6 +48,8 @@ class TemLocalizerNode(Node):
         self.belief_publisher = self.create_publisher(OccupancyGrid, io.BELIEF, qos)
         self.pose_publisher = self.create_publisher(PoseWithCovarianceStamped, io.POSE, qos)
         self.path_publisher = self.create_publisher(Path, io.PATH, io.latest_qos())
+        self.graph_publisher = self.create_publisher(MarkerArray, io.GRAPH, io.latest_qos()) \
+            if self.localizer.slam is not None else None
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.create_subscription(Odometry, io.ODOM, self.on_odom, qos)
         self.create_subscription(Image, io.SMELL, self.on_smell, qos)
@@ -54,9 +60,12 @@ class TemLocalizerNode(Node):
                                    self.config.odom_frame, self.config.smell_frame,
                                    max_input_age=round(self.config.max_input_age * 1e9),
                                    now=lambda: self.get_clock().now().nanoseconds)
-        self.trajectory: BoundedTrajectory[PoseStamped] = BoundedTrajectory(
-            self.config.path_max_poses)
+        # (place or None, pose): slam re-reads the places' positions after a correction
+        self.trajectory: BoundedTrajectory[tuple[int | None, PoseStamped]] = \
+            BoundedTrajectory(self.config.path_max_poses)
         self.path_stamp = None              # stamp of the newest pose, None when published
+        self.corrected_since_published = False
+        self.closures: list[tuple[int, int]] = []     # (old place, new place), the newest
         self.last_input = time.monotonic()
         self.create_timer(PATH_IDLE_SECONDS / 2, self.on_idle,
                           clock=RosClock(clock_type=ClockType.STEADY_TIME))
@@ -110,7 +119,7 @@ class TemLocalizerNode(Node):
             grid.info.map_load_time = stamp
             grid.info.resolution = float(self.grid.cell_size)
             grid.info.width = grid.info.height = self.grid.size
-            grid.info.origin.position.x, grid.info.origin.position.y = self.grid.occupancy_origin
+            grid.info.origin.position.x, grid.info.origin.position.y = result.origin
             grid.info.origin.orientation.w = 1.0
             data = self.grid.to_occupancy(result.belief[None])[0].cpu().numpy()
             grid.data = array.array("b", data.tobytes())
@@ -124,17 +133,57 @@ class TemLocalizerNode(Node):
         covariance[:2, :2] = result.covariance
         pose.pose.covariance = covariance.reshape(-1).tolist()
         self.pose_publisher.publish(pose)
-        self.trajectory.append(PoseStamped(header=pose.header, pose=pose.pose.pose))
+        self.trajectory.append((result.place, PoseStamped(header=pose.header,
+                                                          pose=pose.pose.pose)))
         self.path_stamp = stamp
+        if result.corrected:
+            self.corrected_since_published = True
+            closure = self.localizer.slam.last_closure_places
+            self.closures = (self.closures + [closure])[-SHOWN_CLOSURES:]
         if self.trajectory.appended % self.config.path_publish_every == 0:
             self.publish_path()
 
     def publish_path(self) -> None:
-        path = Path(poses=self.trajectory.poses())
+        kept = self.trajectory.poses()
+        if self.corrected_since_published:
+            self.correct(kept)
+        path = Path(poses=[pose for _, pose in kept])
         path.header.frame_id = io.MAP_FRAME
         path.header.stamp = self.path_stamp
         self.path_publisher.publish(path)
+        if self.graph_publisher is not None:
+            self.graph_publisher.publish(self.graph_markers(kept))
         self.path_stamp = None
+
+    def correct(self, kept: list[tuple[int | None, PoseStamped]]) -> None:
+        """Move the path's poses to where the map now has their places."""
+        with_place = [(place, pose) for place, pose in kept if place is not None]
+        if with_place:
+            positions = self.localizer.corrected_positions([place for place, _ in with_place])
+            for (_, pose), (x, y) in zip(with_place, positions):
+                pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+        self.corrected_since_published = False
+
+    def graph_markers(self, kept: list[tuple[int | None, PoseStamped]]) -> MarkerArray:
+        """Keyframes along the path (points) and the newest loop closures (lines)."""
+        stamp = self.path_stamp
+        keyframes = Marker(ns="keyframes", id=0, type=Marker.POINTS, action=Marker.ADD)
+        keyframes.points = [pose.pose.position for _, pose in kept]
+        keyframes.scale.x = keyframes.scale.y = 3.0
+        keyframes.color.r, keyframes.color.g, keyframes.color.b, keyframes.color.a = \
+            0.2, 0.6, 1.0, 1.0
+        closures = Marker(ns="loop_closures", id=1, type=Marker.LINE_LIST, action=Marker.ADD)
+        if self.closures:
+            ends = self.localizer.corrected_positions(
+                [place for pair in self.closures for place in pair])
+            closures.points = [Point(x=float(x), y=float(y)) for x, y in ends]
+        closures.scale.x = 0.8
+        closures.color.r, closures.color.g, closures.color.b, closures.color.a = \
+            1.0, 0.3, 0.8, 0.8
+        for marker in (keyframes, closures):
+            marker.header.stamp, marker.header.frame_id = stamp, io.MAP_FRAME
+            marker.pose.orientation.w = 1.0
+        return MarkerArray(markers=[keyframes, closures])
 
     def on_idle(self) -> None:
         """The end of a run (or a pause in the input): publish the path's newest poses."""
@@ -144,13 +193,13 @@ class TemLocalizerNode(Node):
 
     def publish_diagnostics(self, stamp, result: LocalizerStep | None, latency: float) -> None:
         counters = self.localizer.counters
-        memory = self.localizer.model.memory if self.localizer.model is not None else None
+        entries, stored = self.localizer.memory_size()
         skipped_total = sum(counters.skipped.values())
         values = {
             keys.STEP_LATENCY_MS: f"{latency * 1000:.3f}",
             keys.STEPS: counters.steps,
-            keys.MEMORY_ENTRIES: len(memory) if memory is not None else 0,
-            keys.MEMORY_BYTES: memory.nbytes if memory is not None else 0,
+            keys.MEMORY_ENTRIES: entries,
+            keys.MEMORY_BYTES: stored,
             keys.LOSS: repr(result.loss) if result is not None else "nan",
             keys.SKIPPED_TOTAL: skipped_total,
             keys.LOST: counters.lost,
@@ -158,6 +207,8 @@ class TemLocalizerNode(Node):
             keys.LATE_FRAMES: counters.late_frames,
             keys.DEVICE: str(self.localizer.device),
         } | {keys.SKIPPED_PREFIX + kind: count for kind, count in counters.skipped.items()}
+        if self.localizer.slam is not None:
+            values |= slam_values(self.localizer.slam)
         problems = skipped_total + counters.lost + counters.late_frames
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
@@ -170,8 +221,21 @@ class TemLocalizerNode(Node):
         self.stream.reset()
         self.trajectory.clear()
         self.path_stamp = None
+        self.closures = []
         response.success, response.message = True, "belief and memory reset"
         return response
+
+
+def slam_values(slam) -> dict:
+    """The slam method's figures for /diagnostics."""
+    counters = slam.counters
+    return {keys.CLOSURES_ACCEPTED: sum(counters.accepted.values()),
+            keys.CLOSURES_REJECTED: sum(counters.rejected.values()),
+            keys.OPTIMIZER_MS: f"{counters.optimizer_seconds * 1000:.3f}",
+            keys.OPTIMIZER_FAILURES: counters.optimizer_failures,
+            keys.KEYFRAMES: slam.places.keyframes, keys.MAP_BYTES: slam.places.nbytes} | {
+        f"{keys.CLOSURE_PREFIX}accepted_{kind}": n for kind, n in counters.accepted.items()} | {
+        f"{keys.CLOSURE_PREFIX}rejected_{reason}": n for reason, n in counters.rejected.items()}
 
 
 def main(args: list[str] | None = None) -> int:

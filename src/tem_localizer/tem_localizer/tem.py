@@ -13,7 +13,7 @@ from torch import nn
 
 from tem_localizer.grid import BeliefGrid
 from tem_localizer.memory import LocationBeliefMemory
-from tem_localizer.translation import filter_size_for, path_integrate
+from tem_localizer.translation import filter_size_for, path_integrate, sharpen
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,6 @@ class TEM2d(nn.Module):
             weight = 1 - cosine.pow(self.affinity_exponent)
         return inferred + weight[:, None, None] * (recalled - inferred)
 
-    def _sharpened(self, belief: torch.Tensor) -> torch.Tensor:
-        """belief ** e, renormalized: counters the blur of repeated bilinear shifts."""
-        belief = belief.clamp_min(0).pow(self.sharpen_exponent)
-        total = belief.sum(dim=(1, 2), keepdim=True)
-        return belief / total.clamp_min(torch.finfo(belief.dtype).tiny)
-
     def _path_integrated(self, last_belief: torch.Tensor | None, action: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """(last belief, shifted belief (B, S, S)); the last belief is the initial one at the
@@ -120,7 +114,7 @@ class TEM2d(nn.Module):
         _, inferred = self._path_integrated(last_belief, action)
         inferred_mass = inferred.sum(dim=(1, 2))
         loss = torch.full_like(inferred_mass, float("nan"))
-        return TEMStep(self._sharpened(inferred), loss, inferred_mass)
+        return TEMStep(sharpen(inferred, self.sharpen_exponent), loss, inferred_mass)
 
     def forward(self, last_belief: torch.Tensor | None, action: torch.Tensor,
                 smell: torch.Tensor) -> TEMStep:
@@ -140,7 +134,7 @@ class TEM2d(nn.Module):
             belief = torch.where(has_recall[:, None, None], mixed, inferred)
         else:
             belief = inferred
-        belief = self._sharpened(belief)
+        belief = sharpen(belief, self.sharpen_exponent)
 
         predicted = self.memory.read(belief, self.read_threshold)                # (B, D)
         loss = (smell - predicted).pow(2).mean(dim=-1)                           # (B,)

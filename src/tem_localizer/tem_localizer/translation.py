@@ -48,3 +48,10 @@ def path_integrate(belief: torch.Tensor, action: torch.Tensor, cell_size: float,
     shifted = F.conv2d(belief[None], kernel[:, None], padding=filter_size // 2,
                        groups=batch)                                            # (1, B, S, S)
     return shifted[0]
+
+
+def sharpen(belief: torch.Tensor, exponent: float) -> torch.Tensor:
+    """belief ** exponent, renormalized: counters the blur of repeated bilinear shifts."""
+    belief = belief.clamp_min(0).pow(exponent)
+    total = belief.sum(dim=(1, 2), keepdim=True)
+    return belief / total.clamp_min(torch.finfo(belief.dtype).tiny)

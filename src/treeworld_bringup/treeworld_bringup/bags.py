@@ -58,6 +58,7 @@ STACK_TOPICS = {
     topics.BELIEF: "nav_msgs/msg/OccupancyGrid",
     topics.POSE: "geometry_msgs/msg/PoseWithCovarianceStamped",
     topics.PATH: "nav_msgs/msg/Path",
+    topics.GRAPH: "visualization_msgs/msg/MarkerArray",
     topics.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
 }
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped",

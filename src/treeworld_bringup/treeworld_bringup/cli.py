@@ -52,7 +52,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--controller", help="spiral | circle | random | path:FILE")
     parser.add_argument("--action-noise", type=float, metavar="SIGMA",
                         help="odometry noise per axis per step (world units)")
-    parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d"),
+    parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d", "slam"),
                         default="tem2d", help="what estimates the position (default tem2d)")
     parser.add_argument("--no-memory", action="store_true",
                         help="TEM: path integration only, no memory recall")

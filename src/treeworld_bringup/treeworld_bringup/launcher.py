@@ -335,6 +335,11 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
                 "lost_count": int(counters.get(keys.LOST, 0)),
                 "clipped_actions": int(counters.get(keys.CLIPPED_ACTIONS, 0)),
                 "late_frames": int(counters.get(keys.LATE_FRAMES, 0))}
+    if keys.CLOSURES_ACCEPTED in counters:
+        summary["slam"] = {key: float(value) if "." in value else int(value)
+                           for key, value in counters.items()
+                           if key.startswith(keys.CLOSURE_PREFIX) or key in (
+                               keys.OPTIMIZER_FAILURES, keys.KEYFRAMES, keys.MAP_BYTES)}
     shown = [data.beliefs.get(s) for s in steps[::belief_stride]] if belief_stride else []
     if shown and all(frame is not None for frame in shown):
         grid = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent)

@@ -27,6 +27,11 @@ def compute_metrics(recording: Recording) -> dict:
     if has_truth and recording.estimates is not None and recording.steps > 1:
         metrics |= evaluate(recording.timestamps, recording.true_positions,
                             recording.estimates)
+        if recording.corrected is not None:
+            corrected = evaluate(recording.timestamps, recording.true_positions,
+                                 recording.corrected)
+            metrics |= {"ate_rmse_corrected": corrected["ate_rmse"],
+                        "max_error_corrected": corrected["max_error"]}
     losses = recording.losses[np.isfinite(recording.losses)] \
         if recording.losses is not None else np.array([])
     if losses.size:
@@ -68,6 +73,8 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
             plots.plot_world(staging / "world.png", recording, scene, title)
         if recording.estimates is not None and recording.steps:
             write_tum(staging / "estimate.tum", recording.timestamps, recording.estimates)
+            if recording.corrected is not None:
+                write_tum(staging / "corrected.tum", recording.timestamps, recording.corrected)
             if has_truth:
                 plots.plot_error(staging / "error.png", recording, cell_size, title, baseline)
         if recording.losses is not None and np.isfinite(recording.losses).any():

@@ -31,7 +31,10 @@ def plot_world(file: Path, recording: Recording, scene: Scene, title: str) -> No
         ax.plot(*truth.T, color="tab:blue", lw=1.2, label="true path")
     if recording.estimates is not None:
         ax.plot(*recording.estimates.T, color="tab:orange", lw=1.2, ls="--",
-                label="estimate (belief mean)")
+                label="estimate at the time")
+    if recording.corrected is not None:
+        ax.plot(*recording.corrected.T, color="tab:purple", lw=1.0, ls=":",
+                label="as corrected by the end")
     path = truth if truth is not None else recording.estimates
     ax.plot(*path[0], "ks", ms=8, label="start")
     ax.plot(*path[-1], "k*", ms=14, label="end")
@@ -51,7 +54,10 @@ def plot_error(path: Path, recording: Recording, cell_size: float, title: str,
     fig, ax = plt.subplots(figsize=(8, 4))
     steps = np.arange(recording.steps)
     ax.plot(steps, errors_over_time(recording.true_positions, recording.estimates),
-            label="TEM belief mean")
+            label="estimate at the time")
+    if recording.corrected is not None:
+        ax.plot(steps, errors_over_time(recording.true_positions, recording.corrected),
+                label="as corrected by the end", alpha=0.8)
     if baseline is not None:
         ax.plot(np.arange(baseline.steps),
                 errors_over_time(baseline.true_positions, baseline.estimates),

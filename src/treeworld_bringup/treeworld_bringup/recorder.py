@@ -38,7 +38,7 @@ from treeworld_bringup.interrupts import StopRequests
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 
-LATCHED = {io.TREES, io.PATH}
+LATCHED = {io.TREES, io.PATH, io.GRAPH}
 INFINITE = QosTime(sec=9223372036, nsec=854775807)   # rosbag2's "no deadline / lifespan"
 
 

@@ -23,7 +23,8 @@ class Recording:
 
     timestamps: np.ndarray                      # (T,)
     true_positions: np.ndarray | None           # (T, 2) where the agent was when it sensed
-    estimates: np.ndarray | None = None         # (T, 2) localizer's belief mean
+    estimates: np.ndarray | None = None         # (T, 2) the localizer's estimate at each step
+    corrected: np.ndarray | None = None         # (T, 2) slam: the same steps, as corrected later
     losses: np.ndarray | None = None            # (T,) NaN where the step was skipped
     belief_frames: np.ndarray | None = None     # (K, S, S) every belief_stride-th belief
     belief_stride: int = 4

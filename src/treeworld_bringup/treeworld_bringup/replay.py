@@ -15,7 +15,7 @@ from tem_localizer import Localizer, LocalizerConfig
 from tem_localizer.stream import SensorStream, StreamEvent
 from treeworld_bringup.bags import BagError, BagReader, pose_xy, stamp_nanoseconds
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
-from treeworld_bringup.runner import localizer_summary
+from treeworld_bringup.runner import corrected_estimates, localizer_summary
 from treeworld_bringup.settings import Settings
 from treeworld_schema import topics
 
@@ -64,7 +64,7 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
         else:
             scene[0] = scene_from_markers(message)
 
-    stamps, estimates, losses, frames = [], [], [], []
+    stamps, estimates, losses, frames, places = [], [], [], [], []
     with BagReader(path, salvage) as bag:
         damage = bag.damage
         for event in replay_events(bag, localizer, config, on_other):
@@ -76,14 +76,17 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
             stamps.append(event.stamp)
             estimates.append(event.step.mean)
             losses.append(event.step.loss)
+            places.append(event.step.place)
     if not stamps:
         skipped = ", ".join(f"{k}: {n}" for k, n in localizer.counters.skipped.items())
         raise BagError(f"{path}: no step could be used ({skipped or 'no /odom + /smell pairs'})")
     have_truth = all(s in truth for s in stamps)
+    estimates = np.stack(estimates)
     recording = Recording(
         timestamps=np.array(stamps) * 1e-9,
         true_positions=np.stack([truth[s] for s in stamps]) if have_truth else None,
-        estimates=np.stack(estimates), losses=np.array(losses),
+        estimates=estimates, losses=np.array(losses),
+        corrected=corrected_estimates(localizer, estimates, places),
         belief_frames=np.stack(frames) if frames else None,
         belief_stride=belief_stride or 4, grid_extent=config.extent,
         summary=localizer_summary(localizer) | ({"salvaged": damage} if damage else {}))

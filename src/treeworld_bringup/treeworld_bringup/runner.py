@@ -35,8 +35,36 @@ def world_summary(world: TreeWorld) -> dict:
 
 def localizer_summary(localizer: Localizer) -> dict:
     counters = localizer.counters
-    return {"skipped": dict(counters.skipped), "skipped_total": sum(counters.skipped.values()),
-            "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
+    summary = {"skipped": dict(counters.skipped),
+               "skipped_total": sum(counters.skipped.values()),
+               "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
+    if localizer.slam is not None:
+        summary["slam"] = slam_summary(localizer.slam)
+    return summary
+
+
+def slam_summary(slam) -> dict:
+    """Loop closures, optimizer and map figures of a slam localizer."""
+    counters = slam.counters
+    return {"closures_accepted": dict(counters.accepted),
+            "closures_rejected": dict(counters.rejected),
+            "optimizer_failures": counters.optimizer_failures,
+            "optimizer_seconds_total": counters.optimizer_seconds_total,
+            "keyframes": slam.places.keyframes, "places": len(slam.places),
+            "map_bytes": slam.places.nbytes}
+
+
+def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
+                        places: list[int | None]) -> np.ndarray | None:
+    """slam: each step's estimate as the corrected map has it now (a step without a place,
+    e.g. a skipped one, keeps its online estimate); None for the other methods."""
+    if localizer.slam is None:
+        return None
+    corrected = estimates.copy()
+    rows = [row for row, place in enumerate(places) if place is not None]
+    if rows:
+        corrected[rows] = localizer.corrected_positions([places[row] for row in rows])
+    return corrected
 
 
 def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
@@ -49,7 +77,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     true_positions = np.zeros((steps, 2))
     estimates = np.zeros((steps, 2)) if localizer else None
     losses = np.full(steps, np.nan) if localizer else None
-    frames = []
+    frames, places = [], []
     last_odometry = world.odometry_position.copy()
     started = time.perf_counter()
     done = 0
@@ -64,6 +92,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
                 last_odometry = record.odometry_position
             estimates[step], losses[step] = estimate.mean, estimate.loss
+            places.append(estimate.place)
             if belief_stride and estimate.belief is not None and step % belief_stride == 0:
                 frames.append(estimate.belief.float().cpu().numpy())
         world.move(*controller(step))
@@ -71,11 +100,13 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     elapsed = time.perf_counter() - started
     summary = world_summary(world) | {"elapsed_seconds": elapsed,
                                       "steps_per_second": done / max(elapsed, 1e-9)}
+    corrected = None
     if localizer is not None:
         summary |= localizer_summary(localizer)
+        corrected = corrected_estimates(localizer, estimates[:done], places)
     recording = Recording(
         timestamps=np.arange(done) * period, true_positions=true_positions[:done],
-        estimates=None if estimates is None else estimates[:done],
+        estimates=None if estimates is None else estimates[:done], corrected=corrected,
         losses=None if losses is None else losses[:done],
         belief_frames=np.stack(frames) if frames else None, belief_stride=belief_stride or 4,
         grid_extent=settings.localizer.extent, summary=summary)

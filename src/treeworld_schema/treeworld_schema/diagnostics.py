@@ -28,6 +28,14 @@ LOST = "lost"
 CLIPPED_ACTIONS = "clipped_actions"
 LATE_FRAMES = "late_frames"
 DEVICE = "device"
+# ... and with method slam
+CLOSURES_ACCEPTED = "closures_accepted"      # closures in the graph, all kinds
+CLOSURES_REJECTED = "closures_rejected"      # candidates refused, all reasons
+CLOSURE_PREFIX = "closures_"                 # + accepted_<kind> / rejected_<reason>
+OPTIMIZER_MS = "optimizer_ms"                # the last pose-graph update
+OPTIMIZER_FAILURES = "optimizer_failures"
+KEYFRAMES = "keyframes"
+MAP_BYTES = "map_bytes"
 
 # The bag_recorder status holds one key per recorded topic: its message count.
 

@@ -19,6 +19,7 @@ from treeworld_schema.topics import (  # noqa: F401  (re-exported for the nodes)
     CMD_VEL,
     DIAGNOSTICS,
     EDIBLE_TREES,
+    GRAPH,
     GROUND_TRUTH,
     HEALTH,
     HISTORY_DEPTH,

@@ -15,6 +15,7 @@ HEALTH = "/treeworld/health"
 BELIEF = "/tem/belief"
 POSE = "/tem/pose"
 PATH = "/tem/path"
+GRAPH = "/tem/graph"          # slam: keyframes and loop closures, for RViz
 DIAGNOSTICS = "/diagnostics"
 
 MAP_FRAME = "map"

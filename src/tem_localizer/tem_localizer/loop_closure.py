@@ -1,0 +1,218 @@
+"""Loop closure on smell: is the agent somewhere it has been before? (docs/design.md §10)
+
+Two detectors, both on smell codes, both measuring only from odometry-relative geometry within
+each stretch of path (what the pose graph's odometry factors say), never from map estimates:
+
+- **Retrace**: the last ``window`` codes match a stretch of the past (the agent is going the
+  same way again). Only the position along the track is observed: moving sideways barely
+  changes the smell where one tree dominates, so the closure's covariance is tight along the
+  track and loose across it. Sub-step alignment comes from a parabola through the match
+  distances of the neighbouring alignments.
+- **Crossing**: the current path crosses an old one. Each path's smell is a curve in code
+  space; where the two curves meet is where the paths meet. The meeting point along each path
+  is as precise as the smell changes along it, so the covariance comes from both paths'
+  directions and smell gradients. A crossing only counts where the two curves cross at an
+  angle in code space too: where one tree dominates, every place at the same distance from it
+  smells alike and the curves run along the same line.
+
+Candidates come from the gate around the current position estimate (its drift since the last
+closure), the recent past is excluded, weak and flat smells are skipped, and a match that
+another candidate far away matches nearly as well is refused as ambiguous.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tem_localizer.place_map import PlaceMap
+
+CROSSING_FLOOR = 0.1    # world units added in every direction: the interpolation between steps
+
+
+@dataclass(frozen=True)
+class ClosureSettings:
+    window: int = 7                  # places in a retrace window
+    exclude: int = 60                # the newest this many places are never candidates
+    crossing_span: int = 3           # places either side of an old place in a crossing test
+    crossing_tail: int = 4           # the newest places' part in a crossing test
+    min_strength: float = 5.0        # codes weaker than this are too far from any tree
+    min_gradient: float = 0.15       # code change per world unit below this is flat
+    retrace_tolerance: float = 0.2   # window distance allowed, in world units of travel
+    crossing_tolerance: float = 0.2  # code distance allowed where two curves meet
+    min_crossing_sine: float = 0.3   # sine of the crossing angle, in the world and code space
+    across_track_sigma: float = 10.0  # world units: what a retrace says about sideways
+    min_sigma: float = 0.3           # world units: the tightest a closure may claim
+    ambiguity_ratio: float = 1.3     # a far candidate within this factor of the best: refuse
+    ambiguity_distance: float = 25.0  # world units: how far counts as far
+    candidates_checked: int = 8      # crossing tests per step, the most promising first
+
+
+@dataclass(frozen=True)
+class Closure:
+    old: int                  # the old place
+    new: int                  # the current place
+    offset: np.ndarray        # (2,) position of ``new`` minus position of ``old``
+    covariance: np.ndarray    # (2, 2) of the offset
+    kind: str                 # "retrace" or "crossing"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str               # weak, flat, no_match, ambiguous
+
+
+def candidates(places: PlaceMap, current: int, guess: np.ndarray, radius: float,
+               settings: ClosureSettings) -> np.ndarray:
+    """Old places within ``radius`` of ``guess``, the recent past excluded."""
+    nearby = places.places_of(places.keyframes_near(guess, radius))
+    nearby = nearby[nearby <= current - settings.exclude]
+    if len(nearby) == 0:
+        return nearby
+    return nearby[np.linalg.norm(places.positions(nearby) - guess, axis=1) <= radius]
+
+
+def find_closure(places: PlaceMap, current: int, guess: np.ndarray, radius: float,
+                 settings: ClosureSettings) -> Closure | Rejection | None:
+    """A closure for place ``current`` (estimated at ``guess``), the reason none was taken,
+    or None when there was nothing to compare with."""
+    found = candidates(places, current, guess, radius, settings)
+    if len(found) == 0 or current < settings.window:
+        return None
+    recent = places.codes.data[current - settings.window + 1:current + 1].astype(np.float32)
+    strength = np.linalg.norm(recent, axis=1)
+    retrace = _retrace(places, current, found, recent, settings) \
+        if strength.min() >= settings.min_strength else Rejection("weak")
+    if isinstance(retrace, Closure):
+        return retrace
+    if strength[-settings.crossing_tail - 1:].min() < settings.min_strength:
+        return retrace
+    crossing = _crossing(places, current, found, settings)
+    return crossing if crossing is not None else retrace
+
+
+def _ambiguous(places: PlaceMap, found: np.ndarray, scores: np.ndarray, best: int,
+               settings: ClosureSettings) -> bool:
+    far = np.linalg.norm(places.positions(found) - places.positions(found[best:best + 1]),
+                         axis=1) > settings.ambiguity_distance
+    return bool(far.any() and scores[far].min() < settings.ambiguity_ratio * scores[best])
+
+
+def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarray,
+             settings: ClosureSettings) -> Closure | Rejection:
+    window = settings.window
+    path = places.relative_positions(current - window + 1, current, current)   # (w, 2)
+    travelled = np.linalg.norm(np.diff(path, axis=0), axis=1).sum()
+    gradient = np.linalg.norm(np.diff(recent, axis=0), axis=1).sum() / max(travelled, 1e-9)
+    if gradient < settings.min_gradient:
+        return Rejection("flat")
+    index = found[:, None] + np.arange(-window + 1, 1)[None]                  # (C, w)
+    valid = index >= 0                        # shorter windows at the very start of the run
+    old = places.codes.data[np.maximum(index, 0)].astype(np.float32)           # (C, w, d)
+    squared = ((old - recent[None]) ** 2).sum(axis=2) * valid
+    distance = np.sqrt(squared.sum(axis=1) / valid.sum(axis=1))              # (C,)
+    best = int(np.argmin(distance))
+    if distance[best] > settings.retrace_tolerance * gradient:
+        return Rejection("no_match")
+    if _ambiguous(places, found, distance, best, settings):
+        return Rejection("ambiguous")
+    old_place = int(found[best])
+    offset = _sub_step(places, old_place, current, recent, distance[best], settings)
+    along = path[-1] - path[0]
+    along = along / max(np.linalg.norm(along), 1e-9)
+    across = np.array([-along[1], along[0]])
+    sigma = max(distance[best] / gradient, settings.min_sigma)
+    covariance = sigma**2 * np.outer(along, along) + \
+        settings.across_track_sigma**2 * np.outer(across, across)
+    return Closure(old_place, current, offset, covariance, "retrace")
+
+
+def _sub_step(places: PlaceMap, old: int, current: int, recent: np.ndarray, best: float,
+              settings: ClosureSettings) -> np.ndarray:
+    """The offset of the current place from the old one, refined between steps: a parabola
+    through the window distances of the alignments one step before and after."""
+    window = settings.window
+    if old < window or old + 1 > current - settings.exclude:
+        return np.zeros(2)
+
+    def distance(end: int) -> float:
+        codes = places.codes.data[end - window + 1:end + 1].astype(np.float32)
+        return float(np.sqrt(((codes - recent) ** 2).sum(axis=1).mean()))
+
+    before, after = distance(old - 1), distance(old + 1)
+    curvature = before - 2 * best + after
+    if curvature <= 1e-12:
+        return np.zeros(2)
+    shift = float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
+    step = places.odometry.data[old + 1] if shift > 0 else -places.odometry.data[old]
+    # the current place is where the old path is ``shift`` steps further on
+    return -np.asarray(step, dtype=np.float64) * abs(shift)
+
+
+def _crossing(places: PlaceMap, current: int, found: np.ndarray,
+              settings: ClosureSettings) -> Closure | None:
+    span, tail = settings.crossing_span, settings.crossing_tail
+    found = found[found >= span]
+    if len(found) == 0:
+        return None
+    now = places.codes.data[current - tail:current + 1].astype(np.float32)      # (L+1, d)
+    now_path = places.relative_positions(current - tail, current, current)
+    codes = places.codes.data[found].astype(np.float32)
+    nearest = np.linalg.norm(codes[:, None] - now[None], axis=2).min(axis=1)
+    order = np.argsort(nearest)[:settings.candidates_checked]
+    meetings = [m for m in (_meeting(places, int(old), now, now_path, span)
+                            for old in found[order]) if m is not None]
+    if not meetings:
+        return None
+    meetings.sort(key=lambda m: m[0])
+    gap, old, offset, (u, v), sine, gradients = meetings[0]
+    if gap > settings.crossing_tolerance or min(gradients) < settings.min_gradient or \
+            sine < settings.min_crossing_sine:
+        return None
+    where = places.positions(np.array([old]))[0]
+    for other in meetings[1:]:
+        if other[0] < settings.ambiguity_ratio * max(gap, settings.crossing_tolerance / 2) and \
+                np.linalg.norm(places.positions(np.array([other[1]]))[0] - where) > \
+                settings.ambiguity_distance:
+            return None
+    # each path pins the meeting point along itself as well as its smell changes along it
+    sigma_old, sigma_now = (max(settings.crossing_tolerance / g, settings.min_sigma)
+                            for g in gradients)
+    covariance = sigma_old**2 * np.outer(u, u) + sigma_now**2 * np.outer(v, v) + \
+        CROSSING_FLOOR**2 * np.eye(2)
+    return Closure(old, current, offset, covariance, "crossing")
+
+
+def _meeting(places: PlaceMap, old: int, now: np.ndarray, now_path: np.ndarray, span: int):
+    """Where the smell curve around old place ``old`` comes closest to the current one:
+    (gap, old, offset of the current place from ``old``, the two paths' directions there,
+    sine of the crossing angle (the smaller of world and code space), smell gradients)."""
+    before = places.codes.data[old - span:old + span + 1].astype(np.float32)     # (K+1, d)
+    before_path = places.relative_positions(old - span, old + span, old)
+    edges_before, edges_now = np.diff(before, axis=0), np.diff(now, axis=0)     # (K, d) (L, d)
+    start = before[:-1][:, None] - now[:-1][None]                             # (K, L, d)
+    aa = (edges_before**2).sum(1)[:, None]
+    bb = (edges_now**2).sum(1)[None]
+    ab = edges_before @ edges_now.T
+    ra = -(start * edges_before[:, None]).sum(2)
+    rb = (start * edges_now[None]).sum(2)
+    determinant = np.maximum(aa * bb - ab**2, 1e-12)
+    a = np.clip((ra * bb + ab * rb) / determinant, 0, 1)                       # (K, L)
+    b = np.clip((aa * rb + ab * ra) / determinant, 0, 1)
+    gaps = np.linalg.norm(start + a[..., None] * edges_before[:, None]
+                          - b[..., None] * edges_now[None], axis=2)
+    k, ell = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
+    step_before = before_path[k + 1] - before_path[k]
+    step_now = now_path[ell + 1] - now_path[ell]
+    length_before, length_now = np.linalg.norm(step_before), np.linalg.norm(step_now)
+    if length_before < 1e-6 or length_now < 1e-6:
+        return None
+    u, v = step_before / length_before, step_now / length_now
+    gradients = (np.linalg.norm(edges_before[k]) / length_before,
+                 np.linalg.norm(edges_now[ell]) / length_now)
+    cosine_code = abs(edges_before[k] @ edges_now[ell]) / max(
+        np.linalg.norm(edges_before[k]) * np.linalg.norm(edges_now[ell]), 1e-12)
+    sine = min(abs(u[0] * v[1] - u[1] * v[0]), np.sqrt(max(0.0, 1 - cosine_code**2)))
+    meeting_before = before_path[k] + a[k, ell] * step_before       # relative to ``old``
+    meeting_now = now_path[ell] + b[k, ell] * step_now              # relative to the current
+    return (float(gaps[k, ell]), old, meeting_before - meeting_now, (u, v), sine, gradients)

@@ -1,0 +1,127 @@
+"""The map of ``method: slam``: every place the agent has been, as the pose graph sees it
+(docs/design.md §10).
+
+A *place* is one step: its smell code, the odometry that led to it, and where it sits relative
+to its *keyframe* (the pose-graph node it hangs on; one every ``keyframe_every`` steps). A
+place's position is always its keyframe's current estimate plus that offset, so when the graph
+corrects a keyframe every place on it moves along: the memory's keys are rendered from poses,
+never frozen. A spatial hash of keyframes finds the places near a point at a cost that depends
+on how crowded that neighbourhood is, not on how long the agent has run.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+
+class GrowingArray:
+    """A numpy array that grows along its first axis by doubling: O(1) amortized appends."""
+
+    def __init__(self, shape: tuple[int, ...], dtype, capacity: int = 1024):
+        self.data = np.zeros((capacity, *shape), dtype=dtype)
+        self.size = 0
+
+    def append(self, value) -> int:
+        if self.size == len(self.data):
+            grown = np.zeros((2 * len(self.data), *self.data.shape[1:]), self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size] = value
+        self.size += 1
+        return self.size - 1
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+    @property
+    def nbytes(self) -> int:
+        return self.data[: self.size].nbytes
+
+
+class PlaceMap:
+    """Places (one per step) on keyframes; positions follow the keyframes' estimates.
+
+    Args:
+        code_dim: length of a smell code.
+        keyframe_every: steps per keyframe.
+        cell: size of a spatial-hash cell (world units).
+    """
+
+    def __init__(self, code_dim: int, keyframe_every: int, cell: float = 20.0):
+        self.code_dim, self.keyframe_every, self.cell = code_dim, keyframe_every, cell
+        self.codes = GrowingArray((code_dim,), np.float16)       # (P, d)
+        self.odometry = GrowingArray((2,), np.float32)            # (P, 2) step into the place
+        self.offsets = GrowingArray((2,), np.float32)             # (P, 2) from its keyframe
+        self.keyframe_positions = GrowingArray((2,), np.float64)  # (K, 2) latest estimates
+        self.hashed_cell: list[tuple[int, int]] = []              # (K,) where each is hashed
+        self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return self.codes.size
+
+    @property
+    def keyframes(self) -> int:
+        return self.keyframe_positions.size
+
+    @property
+    def nbytes(self) -> int:
+        hashed = sum(len(members) for members in self.cells.values())
+        return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes
+                + self.keyframe_positions.nbytes + 16 * hashed + 24 * len(self.hashed_cell))
+
+    def _cell(self, position: np.ndarray) -> tuple[int, int]:
+        return math.floor(position[0] / self.cell), math.floor(position[1] / self.cell)
+
+    def keyframe_of(self, place: int | np.ndarray):
+        return place // self.keyframe_every
+
+    def add_keyframe(self, position: np.ndarray) -> int:
+        index = self.keyframe_positions.append(position)
+        cell = self._cell(position)
+        self.hashed_cell.append(cell)
+        self.cells[cell].add(index)
+        return index
+
+    def add_place(self, code: np.ndarray, odometry: np.ndarray, offset: np.ndarray) -> int:
+        """A new place on the newest keyframe (the caller adds keyframes on schedule)."""
+        self.odometry.append(odometry)
+        self.offsets.append(offset)
+        return self.codes.append(code)
+
+    def move_keyframe(self, index: int, position: np.ndarray) -> None:
+        """A new estimate of keyframe ``index``; rehashed when it changed cells."""
+        self.keyframe_positions.data[index] = position
+        cell = self._cell(position)
+        if cell != self.hashed_cell[index]:
+            self.cells[self.hashed_cell[index]].discard(index)
+            self.cells[cell].add(index)
+            self.hashed_cell[index] = cell
+
+    def positions(self, places: np.ndarray) -> np.ndarray:
+        """(n, 2) current positions of the given places."""
+        keyframes = self.keyframe_of(places)
+        return self.keyframe_positions.data[keyframes] + self.offsets.data[places]
+
+    def keyframes_near(self, centre: np.ndarray, radius: float) -> np.ndarray:
+        """Keyframes hashed within ``radius`` (plus one cell) of ``centre``."""
+        low, high = self._cell(centre - radius), self._cell(centre + radius)
+        found = [k for x in range(low[0] - 1, high[0] + 2) for y in range(low[1] - 1, high[1] + 2)
+                 for k in self.cells.get((x, y), ())]
+        return np.array(sorted(found), dtype=np.int64)
+
+    def places_of(self, keyframes: np.ndarray) -> np.ndarray:
+        """Every place on the given keyframes, in order."""
+        if len(keyframes) == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts = keyframes * self.keyframe_every
+        places = (starts[:, None] + np.arange(self.keyframe_every)[None]).reshape(-1)
+        return places[places < len(self)]
+
+    def relative_positions(self, first: int, last: int, origin: int) -> np.ndarray:
+        """Places first..last relative to place ``origin``, from odometry alone (the local
+        geometry a loop-closure measurement may rest on)."""
+        steps = self.odometry.data[first + 1:last + 1].astype(np.float64)
+        path = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+        return path - path[origin - first]

@@ -1,0 +1,139 @@
+"""The back end of ``method: slam``: a pose graph of 2-D positions optimized incrementally
+(docs/design.md §10).
+
+Nodes are keyframe positions (gtsam Point2: the agent's heading plays no part in where it is).
+Odometry links consecutive keyframes with a Gaussian of ``odometry_sigma`` per axis per step;
+a loop closure links an old keyframe and the newest with an offset and a covariance, under a
+Cauchy loss, so a closure that contradicts the rest of the graph loses its pull instead of
+bending the map. GTSAM's iSAM2 re-solves only the part of the graph a new factor touches.
+
+If the optimizer fails, the factors that made it fail are dropped, the graph is rebuilt from
+the rest and the last good estimates, and the failure is counted: the map is never lost.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import gtsam
+import numpy as np
+from gtsam.symbol_shorthand import X
+
+log = logging.getLogger(__name__)
+
+PRIOR_SIGMA = 1e-3          # the first keyframe is the map's origin
+
+
+@dataclass
+class _Factor:
+    kind: str               # "prior", "odometry" or "closure"
+    first: int
+    second: int
+    measured: np.ndarray    # (2,)
+    covariance: np.ndarray  # (2, 2)
+
+
+class PoseGraph:
+    """Keyframe positions, odometry and loop-closure factors, optimized by iSAM2."""
+
+    def __init__(self, closure_loss_scale: float = 1.0):
+        self.closure_loss_scale = closure_loss_scale
+        self.failures = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.isam = self._new_isam()
+        self.factors: list[_Factor] = []
+        self.size = 0
+        self.pending_graph = gtsam.NonlinearFactorGraph()
+        self.pending_values = gtsam.Values()
+        self.pending_factors: list[_Factor] = []
+        self.last_good: dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def _new_isam() -> gtsam.ISAM2:
+        parameters = gtsam.ISAM2Params()
+        parameters.setRelinearizeThreshold(0.01)
+        return gtsam.ISAM2(parameters)
+
+    def _noise(self, factor: _Factor):
+        if factor.kind == "prior":
+            return gtsam.noiseModel.Isotropic.Sigma(2, PRIOR_SIGMA)
+        gaussian = gtsam.noiseModel.Gaussian.Covariance(factor.covariance)
+        if factor.kind == "odometry":
+            return gaussian
+        return gtsam.noiseModel.Robust.Create(
+            gtsam.noiseModel.mEstimator.Cauchy.Create(self.closure_loss_scale), gaussian)
+
+    def _gtsam_factor(self, factor: _Factor):
+        if factor.kind == "prior":
+            return gtsam.PriorFactorPoint2(X(factor.first), factor.measured, self._noise(factor))
+        return gtsam.BetweenFactorPoint2(X(factor.first), X(factor.second), factor.measured,
+                                         self._noise(factor))
+
+    def _add(self, factor: _Factor) -> None:
+        self.pending_factors.append(factor)
+        self.pending_graph.add(self._gtsam_factor(factor))
+
+    def add_keyframe(self, guess: np.ndarray, odometry: np.ndarray | None = None,
+                     covariance: np.ndarray | None = None) -> int:
+        """A new keyframe at ``guess``; linked to the previous one by ``odometry`` (the
+        measured displacement, with ``covariance``), or, for the first, fixed at ``guess``."""
+        index = self.size
+        self.size += 1
+        self.pending_values.insert(X(index), np.asarray(guess, dtype=float))
+        if index == 0:
+            self._add(_Factor("prior", 0, 0, np.asarray(guess, float), np.eye(2)))
+        else:
+            self._add(_Factor("odometry", index - 1, index, np.asarray(odometry, float),
+                              np.asarray(covariance, float)))
+        return index
+
+    def add_closure(self, old: int, new: int, offset: np.ndarray,
+                    covariance: np.ndarray) -> None:
+        """Keyframe ``new`` sits at keyframe ``old`` + ``offset`` (covariance (2, 2))."""
+        self._add(_Factor("closure", old, new, np.asarray(offset, float),
+                          np.asarray(covariance, float)))
+
+    def update(self) -> bool:
+        """Optimize with the factors added since the last update. False (and counted) when
+        the optimizer failed: the graph is rebuilt without the new closures."""
+        graph, values, added = self.pending_graph, self.pending_values, self.pending_factors
+        self.pending_graph, self.pending_values = gtsam.NonlinearFactorGraph(), gtsam.Values()
+        self.pending_factors = []
+        try:
+            self.isam.update(graph, values)
+            if any(f.kind == "closure" for f in added):
+                self.isam.update()          # a second pass settles the robust weights
+        except RuntimeError as error:       # gtsam raises its own kinds as RuntimeError
+            self.failures += 1
+            log.warning("pose graph optimization failed (%s); dropping its new loop closures "
+                        "and keeping the last good solution (%d failures so far)",
+                        error, self.failures)
+            self.factors.extend(f for f in added if f.kind != "closure")
+            self._rebuild(values)
+            return False
+        self.factors.extend(added)
+        return True
+
+    def _rebuild(self, new_values: gtsam.Values) -> None:
+        """A fresh iSAM2 from the kept factors, started at the last good estimates."""
+        self.isam = self._new_isam()
+        graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
+        for factor in self.factors:
+            graph.add(self._gtsam_factor(factor))
+        for index in range(self.size):
+            if index in self.last_good:
+                values.insert(X(index), self.last_good[index])
+            elif new_values.exists(X(index)):
+                values.insert(X(index), new_values.atPoint2(X(index)))
+        self.isam.update(graph, values)
+
+    def position(self, index: int) -> np.ndarray:
+        position = np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
+        self.last_good[index] = position
+        return position
+
+    def positions(self, indices) -> np.ndarray:
+        """(n, 2) current estimates of the given keyframes."""
+        return np.array([self.position(int(i)) for i in indices]).reshape(-1, 2)

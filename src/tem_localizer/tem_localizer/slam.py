@@ -1,0 +1,231 @@
+"""``method: slam``: the design document's conclusion made concrete, a localizer that corrects
+its past (docs/design.md §10).
+
+Per step: the smell is compressed to a short code; the step becomes a place in the map (on a
+keyframe of the pose graph every ``keyframe_every`` steps); the loop-closure detectors compare
+the newest places with old ones inside a gate that grows with the drift since the last closure;
+an accepted closure goes into the pose graph, which re-solves the past. The estimate is the
+newest keyframe's position plus the odometry since, so it moves with every correction, and so do
+the places (their positions are rendered from keyframes).
+
+A map can be saved and loaded (``map_file``); started in a loaded map with no idea where it is,
+the localizer first finds itself with a Bayes filter over the map's places
+(``relocalization``), then continues mapping on top of it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tem_localizer.loop_closure import Closure, ClosureSettings, Rejection, find_closure
+from tem_localizer.place_map import PlaceMap
+from tem_localizer.pose_graph import PoseGraph
+from tem_localizer.smell_code import SmellCode
+
+REFRESHED_PER_STEP = 8   # keyframes brought up to date each step besides those near the agent
+
+
+@dataclass(frozen=True)
+class SlamSettings:
+    keyframe_every: int = 4          # steps per pose-graph keyframe
+    code_dim: int = 32               # length of a smell code
+    odometry_sigma: float = 1.0      # world units per axis per step
+    gate_floor: float = 10.0         # world units added to the drift-based gate
+    max_gate: float = 60.0           # world units: the widest gate
+    retrace_cooldown: int = 5        # steps between retrace closures (neighbours say the same)
+    crossing_cooldown: int = 2       # steps: a crossing is seen from several steps
+    prediction_radius: float = 10.0  # world units: places this near predict the smell here
+    seed: int = 0                    # seed of the smell code
+    closure: ClosureSettings = ClosureSettings()
+
+
+@dataclass
+class SlamCounters:
+    accepted: dict[str, int] = field(default_factory=dict)   # closures by kind
+    rejected: dict[str, int] = field(default_factory=dict)   # candidates by reason
+    optimizer_failures: int = 0
+    optimizer_seconds: float = 0.0                           # the last update
+    optimizer_seconds_total: float = 0.0
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+
+@dataclass(frozen=True)
+class SlamStep:
+    position: np.ndarray             # (2,) the current estimate, world units
+    correction: np.ndarray           # (2,) how far a closure moved it this step (0 if none)
+    closure: Closure | None          # the closure accepted this step
+
+
+class Slam:
+    """Keyframe pose graph + smell map + loop closure, for one agent."""
+
+    def __init__(self, smell_dim: int, settings: SlamSettings = SlamSettings()):
+        self.settings = settings
+        self.code = SmellCode(smell_dim, settings.code_dim, settings.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        settings = self.settings
+        self.places = PlaceMap(settings.code_dim, settings.keyframe_every)
+        self.graph = PoseGraph()
+        self.counters = SlamCounters()
+        self.session_start = 0           # the first place of this session (after a loaded map)
+        self.position = np.zeros(2)      # the current estimate
+        self.offset = np.zeros(2)        # from the newest keyframe, by odometry
+        self.since_keyframe = np.zeros(2)   # odometry since the newest keyframe was made
+        self.last_retrace = self.last_crossing = self.last_closure = -(10**9)
+        self.step_index = 0
+        self.next_refresh = 0
+        self.coasted = np.zeros(2)          # motion of late frames, not yet in a place
+        self.smell_error = float("nan")
+
+    # -- the step --------------------------------------------------------------------------
+    def step(self, action: np.ndarray, smell: np.ndarray) -> SlamStep:
+        """One step: ``action`` (2,) the displacement measured since the last step, ``smell``
+        (D,) here. Returns the estimate after any correction."""
+        action = np.asarray(action, dtype=np.float64) + self.coasted
+        self.coasted = np.zeros(2)
+        place = len(self.places)
+        if place % self.settings.keyframe_every == 0:
+            self._add_keyframe(place, action)
+        else:
+            self.offset = self.offset + action
+            self.since_keyframe = self.since_keyframe + action
+        self.position = self.places.keyframe_positions.data[self.places.keyframes - 1] + \
+            self.offset
+        code = self.code(smell)
+        self.smell_error = self._smell_error(code, place)
+        self.places.add_place(code, action, self.offset)
+        self.step_index += 1
+        closure = self._close_loop(place)
+        correction = np.zeros(2)
+        self.refresh_in_turn(REFRESHED_PER_STEP)
+        if closure is not None:
+            before = self.position
+            self._refresh_around(closure)
+            self.position = self.places.keyframe_positions.data[self.places.keyframes - 1] + \
+                self.offset
+            correction = self.position - before
+        return SlamStep(self.position.copy(), correction, closure)
+
+    def coast(self, action: np.ndarray) -> np.ndarray:
+        """Motion without a place (a step whose smell came too late to use): the estimate
+        moves, and the next place's odometry includes it."""
+        self.coasted = self.coasted + np.asarray(action, dtype=np.float64)
+        return self.position + self.coasted
+
+    def _smell_error(self, code: np.ndarray, place: int) -> float:
+        """How far this smell is from what the map predicts here (mean squared code error;
+        NaN on new ground): the map read at the estimate, as TEM reads its memory at the
+        belief. Places within a cell of the estimate weigh in by a Gaussian of distance."""
+        cell = self.settings.prediction_radius
+        nearby = self.places.places_of(self.places.keyframes_near(self.position, 2 * cell))
+        nearby = nearby[nearby <= place - self.settings.closure.exclude]
+        if len(nearby) == 0:
+            return float("nan")
+        distance = np.linalg.norm(self.places.positions(nearby) - self.position, axis=1)
+        weight = np.exp(-0.5 * (distance / cell) ** 2) * (distance <= 2 * cell)
+        if weight.sum() <= 1e-9:
+            return float("nan")
+        predicted = weight @ self.places.codes.data[nearby].astype(np.float32) / weight.sum()
+        return float(np.mean((code - predicted) ** 2))
+
+    def _add_keyframe(self, place: int, action: np.ndarray) -> None:
+        """A keyframe at ``place``, linked to the previous one by the odometry of the steps
+        since it (their noise adds up)."""
+        guess = self.position + action
+        if place == self.session_start:
+            index = self.graph.add_keyframe(guess)
+        else:
+            steps = self.settings.keyframe_every
+            odometry = self.since_keyframe + action
+            variance = steps * max(self.settings.odometry_sigma, 1e-3) ** 2
+            index = self.graph.add_keyframe(guess, odometry, variance * np.eye(2))
+        self._optimize()
+        self.places.add_keyframe(self.graph.position(index))
+        self.offset = np.zeros(2)
+        self.since_keyframe = np.zeros(2)
+
+    def _optimize(self) -> bool:
+        started = time.perf_counter()
+        ok = self.graph.update()
+        self.counters.optimizer_seconds = time.perf_counter() - started
+        self.counters.optimizer_seconds_total += self.counters.optimizer_seconds
+        if not ok:
+            self.counters.optimizer_failures += 1
+        return ok
+
+    # -- loop closure ----------------------------------------------------------------------
+    def gate_radius(self, place: int) -> float:
+        """How far the estimate may have drifted since the last closure (3 sigma), plus a
+        floor for the map's own error; at most ``max_gate``."""
+        settings = self.settings
+        steps = min(place - self.last_closure, 10**6)
+        drift = 3 * settings.odometry_sigma * np.sqrt(2 * steps)
+        return float(min(drift + settings.gate_floor, settings.max_gate))
+
+    def _close_loop(self, place: int) -> Closure | None:
+        settings = self.settings
+        if place - self.session_start < settings.closure.window:
+            return None                  # the windows would reach into a previous session
+        retrace_ready = place - self.last_retrace >= settings.retrace_cooldown
+        crossing_ready = place - self.last_crossing >= settings.crossing_cooldown
+        if not (retrace_ready or crossing_ready):
+            return None
+        radius = self.gate_radius(place)
+        self._refresh(self.places.keyframes_near(self.position, radius))
+        result = find_closure(self.places, place, self.position, radius, settings.closure)
+        if result is None:
+            return None
+        if isinstance(result, Rejection):
+            self.counters.count(self.counters.rejected, result.reason)
+            return None
+        if (result.kind == "retrace" and not retrace_ready) or \
+                (result.kind == "crossing" and not crossing_ready):
+            return None
+        old_keyframe = int(self.places.keyframe_of(result.old))
+        new_keyframe = self.places.keyframes - 1
+        # keyframe to keyframe: the places' offsets from their keyframes are odometry
+        offset = result.offset + self.places.offsets.data[result.old] - self.offset
+        self.graph.add_closure(old_keyframe, new_keyframe, offset, result.covariance)
+        if not self._optimize():
+            self.counters.count(self.counters.rejected, "optimizer_failed")
+            return None
+        self.counters.count(self.counters.accepted, result.kind)
+        self.last_closure = place
+        self.last_closure_places = (result.old, result.new)
+        if result.kind == "retrace":
+            self.last_retrace = place
+        else:
+            self.last_crossing = place
+        return result
+
+    def _refresh(self, keyframes) -> None:
+        for index in keyframes:
+            self.places.move_keyframe(int(index), self.graph.position(int(index)))
+
+    def _refresh_around(self, closure: Closure) -> None:
+        """New estimates for the keyframes a closure moved most (both ends of the loop), and
+        a few more in turn, so every keyframe's hashed place catches up with the graph."""
+        span = 2 + self.settings.closure.window // self.settings.keyframe_every
+        old = int(self.places.keyframe_of(closure.old))
+        newest = self.places.keyframes - 1
+        self._refresh({*range(max(0, old - span), min(newest, old + span) + 1),
+                       *range(max(0, newest - span), newest + 1)})
+
+    def refresh_keyframes_of(self, places: np.ndarray) -> None:
+        """Bring the keyframes the given places hang on up to date."""
+        self._refresh(np.unique(self.places.keyframe_of(places)))
+
+    def refresh_in_turn(self, count: int) -> None:
+        """Bring ``count`` more keyframes up to date, round robin over the whole map."""
+        total = self.places.keyframes
+        if total == 0:
+            return
+        start = self.next_refresh % total
+        self._refresh((start + i) % total for i in range(min(count, total)))
+        self.next_refresh = start + count
