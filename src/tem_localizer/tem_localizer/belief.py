@@ -38,6 +38,7 @@ class ScrollingBelief:
                  sharpen_exponent: float = 1.05, margin: int | None = None):
         self.grid, self.device = grid, device
         self.sharpen_exponent = sharpen_exponent
+        self.max_action_norm = max_action_norm
         self.filter_size = filter_size_for(max_action_norm, grid.cell_size)
         self.margin = margin if margin is not None else grid.radius // 2
         self.reset(np.zeros(2))
@@ -51,14 +52,21 @@ class ScrollingBelief:
         self.belief = self.grid.initial_belief(local)                        # (1, S, S)
 
     def move(self, action: np.ndarray) -> None:
-        """Path integration by ``action`` (world units, at most the kernel's reach)."""
-        action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
-        shifted = path_integrate(self.belief, action_t, self.grid.cell_size, self.filter_size)
-        self.belief = sharpen(shifted, self.sharpen_exponent)
+        """Path integration by ``action`` (world units; beyond the kernel's reach, whole cells
+        first), then sharpening."""
+        if float(np.hypot(*action)) <= self.max_action_norm:
+            action_t = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
+            self.belief = path_integrate(self.belief, action_t, self.grid.cell_size,
+                                         self.filter_size)
+            total = self.belief.sum()
+            self.belief = self.belief / total.clamp_min(torch.finfo(torch.float32).tiny)
+        else:
+            self.shift(action)
+        self.belief = sharpen(self.belief, self.sharpen_exponent)
         self._recentre()
 
     def shift(self, delta: np.ndarray) -> None:
-        """Move the belief by ``delta`` world units (a correction of any size)."""
+        """Move the belief by ``delta`` world units (a correction or a step of any size)."""
         cells = np.round(np.asarray(delta, float) / self.grid.cell_size).astype(int)
         self.belief = roll_cells(self.belief, int(cells[1]), int(cells[0]))
         remainder = np.asarray(delta, float) - cells * self.grid.cell_size
@@ -74,12 +82,27 @@ class ScrollingBelief:
         self.belief = self.belief / total
         self._recentre()
 
+    @property
+    def belief(self) -> torch.Tensor:
+        return self._belief
+
+    @belief.setter
+    def belief(self, value: torch.Tensor) -> None:
+        self._belief, self._summary = value, None
+
+    def _summarized(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean relative to the window's centre, covariance), computed once per belief."""
+        if self._summary is None:
+            summary = self.grid.summarize(self._belief)
+            self._summary = (summary.mean[0].double().cpu().numpy(),
+                             summary.covariance[0].double().cpu().numpy())
+        return self._summary
+
     def mean(self) -> np.ndarray:
-        summary = self.grid.summarize(self.belief)
-        return summary.mean[0].double().cpu().numpy() + self.centre
+        return self._summarized()[0] + self.centre
 
     def covariance(self) -> np.ndarray:
-        return self.grid.summarize(self.belief).covariance[0].double().cpu().numpy()
+        return self._summarized()[1]
 
     def _recentre(self) -> None:
         local = self.mean() - self.centre

@@ -84,6 +84,9 @@ class LocalizerConfig:
     closure_min_crossing_sine: float = setting(
         0.3, "slam: paths must cross at an angle with this sine, in the world and in smell",
         low=0.0, high=1.0)
+    map_file: str = setting(
+        "", "ROS node, slam: a saved map to start in (the agent first finds itself in it); "
+        "~/save_map writes the map here, ~/load_map reads it")
     max_input_age: float = setting(
         0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
         "completes is a late frame: its motion is integrated, its smell dropped and counted. "

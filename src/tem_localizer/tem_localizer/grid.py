@@ -6,9 +6,18 @@ x = cell_size * (j - R): rows are y, columns are x, the origin is the centre cel
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
+
+
+@functools.lru_cache(maxsize=16)
+def _cell_centres(size: int, cell_size: float, device: torch.device,
+                  dtype: torch.dtype) -> torch.Tensor:
+    offsets = (torch.arange(size, device=device, dtype=dtype) - (size - 1) // 2) * cell_size
+    y, x = torch.meshgrid(offsets, offsets, indexing="ij")
+    return torch.stack([x, y], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,7 @@ class BeliefGrid:
 
     def cell_centres(self, device=None, dtype=torch.float32) -> torch.Tensor:
         """(S, S, 2): the world (x, y) of every cell centre."""
-        offsets = (torch.arange(self.size, device=device, dtype=dtype) - self.radius)
-        offsets = offsets * self.cell_size
-        y, x = torch.meshgrid(offsets, offsets, indexing="ij")
-        return torch.stack([x, y], dim=-1)
+        return _cell_centres(self.size, self.cell_size, torch.device(device or "cpu"), dtype)
 
     def initial_belief(self, centre: torch.Tensor) -> torch.Tensor:
         """(B, S, S) Gaussian beliefs, proportional to exp(-(|p - centre| / sd)^2) with

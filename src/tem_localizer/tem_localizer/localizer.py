@@ -18,10 +18,13 @@ from tem_localizer.belief import ScrollingBelief
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.grid import BeliefGrid
 from tem_localizer.loop_closure import ClosureSettings
+from tem_localizer.map_file import load_map, save_map
+from tem_localizer.relocalization import Relocalizer
 from tem_localizer.slam import Slam, SlamSettings
 from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
+RELOCALIZATION_SMELL_SIGMA = 2.5   # code units: a smell this far from a cell's still fits it
 
 
 class DeviceUnavailable(RuntimeError):
@@ -111,6 +114,8 @@ class Localizer:
             self.slam.reset()
             self.front.reset(np.zeros(2))
             self.position = np.zeros(2)
+            self.relocalizer: Relocalizer | None = None
+            self.relocalized_after: int | None = None
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self.warned:
@@ -147,7 +152,8 @@ class Localizer:
         if not np.isfinite(action).all():
             return self.reject("nonfinite_action", f"action {action.tolist()} is not finite")
         norm = float(np.hypot(*action))
-        if norm > self.config.max_action_norm:
+        # only TEM2d's fixed translation kernel limits a step; the others take it in full
+        if self.model is not None and norm > self.config.max_action_norm:
             self.counters.clipped_actions += 1
             self._warn_once("clipped", f"action norm {norm:.2f} exceeds max_action_norm "
                             f"{self.config.max_action_norm}; clipping it (warned once)")
@@ -200,14 +206,44 @@ class Localizer:
         with torch.no_grad():
             return self._take(self.model.integrate_motion(self.belief, action_t))
 
+    def save_map(self, file) -> None:
+        """slam: write the map (corrected positions) to ``file``, atomically."""
+        save_map(self.slam.saved_map(self.grid.size, self.grid.cell_size), file)
+
+    def load_map(self, file) -> None:
+        """slam: replace the map with the one in ``file`` and find where the agent is in it
+        before mapping on. A bad file raises MapFileError and changes nothing."""
+        saved = load_map(file, self.config.sensory_embedding_dim, self.grid.size,
+                         self.grid.cell_size)
+        self.slam.load(saved)
+        self.relocalizer = Relocalizer(self.slam.places, RELOCALIZATION_SMELL_SIGMA,
+                                       settled_spread=self.grid.cell_size / 2)
+        self.relocalizer.start(self.front)
+        self.position = self.front.mean()
+        self.relocalized_after = None
+
     def _slam_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         self.front.move(action)
+        if self.relocalizer is not None:
+            return self._relocalize(smell)
         result = self.slam.step(action, smell)
         if result.closure is not None:
             self.front.shift(result.correction)
         self.position = result.position
         return self._estimate(self.slam.smell_error, lost=False, skipped=None,
                               corrected=result.closure is not None)
+
+    def _relocalize(self, smell: np.ndarray) -> LocalizerStep:
+        """A step while the agent does not yet know where it is in a loaded map."""
+        settled = self.relocalizer.update(self.front, self.slam.code(smell))
+        self.position = self.front.mean()
+        if settled:
+            self.relocalized_after = self.relocalizer.steps
+            log.info("found itself in the loaded map after %d steps, at (%.1f, %.1f)",
+                     self.relocalized_after, *self.position)
+            self.slam.start_session(self.position, sigma=self.grid.cell_size / 2)
+            self.relocalizer = None
+        return self._estimate(float("nan"), lost=False, skipped=None)
 
     def memory_size(self) -> tuple[int, int]:
         """(entries, bytes) of what the localizer remembers: TEM2d's (belief, smell) pairs or

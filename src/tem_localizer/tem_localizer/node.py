@@ -27,6 +27,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
+from tem_localizer.map_file import MapFileError
 from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
@@ -56,6 +57,11 @@ class TemLocalizerNode(Node):
         if self.config.action_source == "cmd_vel":
             self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
         self.create_service(Trigger, "~/reset", self.on_reset)
+        if self.localizer.slam is not None:
+            self.create_service(Trigger, "~/save_map", self.on_save_map)
+            self.create_service(Trigger, "~/load_map", self.on_load_map)
+            if self.config.map_file:
+                self.localizer.load_map(self.config.map_file)   # a bad file stops start-up
         self.stream = SensorStream(self.localizer, self.config.action_source,
                                    self.config.odom_frame, self.config.smell_frame,
                                    max_input_age=round(self.config.max_input_age * 1e9),
@@ -66,6 +72,7 @@ class TemLocalizerNode(Node):
         self.path_stamp = None              # stamp of the newest pose, None when published
         self.corrected_since_published = False
         self.closures: list[tuple[int, int]] = []     # (old place, new place), the newest
+        self.map_errors = 0
         self.last_input = time.monotonic()
         self.create_timer(PATH_IDLE_SECONDS / 2, self.on_idle,
                           clock=RosClock(clock_type=ClockType.STEADY_TIME))
@@ -208,13 +215,19 @@ class TemLocalizerNode(Node):
             keys.DEVICE: str(self.localizer.device),
         } | {keys.SKIPPED_PREFIX + kind: count for kind, count in counters.skipped.items()}
         if self.localizer.slam is not None:
-            values |= slam_values(self.localizer.slam)
+            values |= slam_values(self.localizer.slam) | {keys.MAP_ERRORS: self.map_errors}
         problems = skipped_total + counters.lost + counters.late_frames
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
             f"{problems} skipped, lost or late steps" if problems else "localizing",
             DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             hardware_id=str(self.localizer.device)))
+
+    def on_save_map(self, request, response):
+        return map_service(self.localizer.save_map, "saved the map to", self, response)
+
+    def on_load_map(self, request, response):
+        return map_service(self.localizer.load_map, "loaded the map from", self, response)
 
     def on_reset(self, request, response):
         self.localizer.reset()
@@ -224,6 +237,21 @@ class TemLocalizerNode(Node):
         self.closures = []
         response.success, response.message = True, "belief and memory reset"
         return response
+
+
+def map_service(action, what: str, node: TemLocalizerNode, response):
+    """Run ``action(map_file)``; a failure is the service's answer, logged, never a crash."""
+    if not node.config.map_file:
+        response.success, response.message = False, "no map_file parameter set"
+    else:
+        try:
+            action(node.config.map_file)
+            response.success, response.message = True, f"{what} {node.config.map_file}"
+        except (MapFileError, OSError) as error:
+            node.map_errors += 1
+            response.success, response.message = False, str(error)
+            node.get_logger().warning(f"{what} failed, the current map is kept: {error}")
+    return response
 
 
 def slam_values(slam) -> dict:
@@ -239,7 +267,8 @@ def slam_values(slam) -> dict:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(TemLocalizerNode, "tem_localizer", (DeviceUnavailable,), args=args)
+    return run_node(TemLocalizerNode, "tem_localizer", (DeviceUnavailable, MapFileError),
+                    args=args)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ class PoseGraph:
         self.pending_graph = gtsam.NonlinearFactorGraph()
         self.pending_values = gtsam.Values()
         self.pending_factors: list[_Factor] = []
-        self.last_good: dict[int, np.ndarray] = {}
 
     @staticmethod
     def _new_isam() -> gtsam.ISAM2:
@@ -57,10 +56,8 @@ class PoseGraph:
         return gtsam.ISAM2(parameters)
 
     def _noise(self, factor: _Factor):
-        if factor.kind == "prior":
-            return gtsam.noiseModel.Isotropic.Sigma(2, PRIOR_SIGMA)
         gaussian = gtsam.noiseModel.Gaussian.Covariance(factor.covariance)
-        if factor.kind == "odometry":
+        if factor.kind in ("prior", "odometry"):
             return gaussian
         return gtsam.noiseModel.Robust.Create(
             gtsam.noiseModel.mEstimator.Cauchy.Create(self.closure_loss_scale), gaussian)
@@ -76,14 +73,18 @@ class PoseGraph:
         self.pending_graph.add(self._gtsam_factor(factor))
 
     def add_keyframe(self, guess: np.ndarray, odometry: np.ndarray | None = None,
-                     covariance: np.ndarray | None = None) -> int:
-        """A new keyframe at ``guess``; linked to the previous one by ``odometry`` (the
-        measured displacement, with ``covariance``), or, for the first, fixed at ``guess``."""
+                     covariance: np.ndarray | None = None,
+                     prior_sigma: float = PRIOR_SIGMA) -> int:
+        """A new keyframe at ``guess``: linked to the previous one by ``odometry`` (the
+        measured displacement, with ``covariance``), or, without odometry, held at ``guess``
+        with ``prior_sigma`` (the map's origin, a loaded map's keyframe, a relocalized
+        start)."""
         index = self.size
         self.size += 1
         self.pending_values.insert(X(index), np.asarray(guess, dtype=float))
-        if index == 0:
-            self._add(_Factor("prior", 0, 0, np.asarray(guess, float), np.eye(2)))
+        if odometry is None:
+            self._add(_Factor("prior", index, index, np.asarray(guess, float),
+                              prior_sigma**2 * np.eye(2)))
         else:
             self._add(_Factor("odometry", index - 1, index, np.asarray(odometry, float),
                               np.asarray(covariance, float)))
@@ -118,21 +119,21 @@ class PoseGraph:
 
     def _rebuild(self, new_values: gtsam.Values) -> None:
         """A fresh iSAM2 from the kept factors, started at the last good estimates."""
+        previous = self.isam
         self.isam = self._new_isam()
         graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
         for factor in self.factors:
             graph.add(self._gtsam_factor(factor))
         for index in range(self.size):
-            if index in self.last_good:
-                values.insert(X(index), self.last_good[index])
-            elif new_values.exists(X(index)):
-                values.insert(X(index), new_values.atPoint2(X(index)))
+            key = X(index)
+            if new_values.exists(key):
+                values.insert(key, new_values.atPoint2(key))
+            else:
+                values.insert(key, previous.calculateEstimatePoint2(key))
         self.isam.update(graph, values)
 
     def position(self, index: int) -> np.ndarray:
-        position = np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
-        self.last_good[index] = position
-        return position
+        return np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
 
     def positions(self, indices) -> np.ndarray:
         """(n, 2) current estimates of the given keyframes."""

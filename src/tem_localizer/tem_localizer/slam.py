@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tem_localizer.loop_closure import Closure, ClosureSettings, Rejection, find_closure
+from tem_localizer.map_file import MapFileError, SavedMap
 from tem_localizer.place_map import PlaceMap
-from tem_localizer.pose_graph import PoseGraph
+from tem_localizer.pose_graph import PRIOR_SIGMA, PoseGraph
 from tem_localizer.smell_code import SmellCode
 
 REFRESHED_PER_STEP = 8   # keyframes brought up to date each step besides those near the agent
+LOADED_MAP_SIGMA = 0.01  # world units: a loaded map is held where it was saved
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Slam:
         self.next_refresh = 0
         self.coasted = np.zeros(2)          # motion of late frames, not yet in a place
         self.smell_error = float("nan")
+        self.start_sigma = PRIOR_SIGMA      # how sure the session is of where it started
 
     # -- the step --------------------------------------------------------------------------
     def step(self, action: np.ndarray, smell: np.ndarray) -> SlamStep:
@@ -139,7 +142,7 @@ class Slam:
         since it (their noise adds up)."""
         guess = self.position + action
         if place == self.session_start:
-            index = self.graph.add_keyframe(guess)
+            index = self.graph.add_keyframe(guess, prior_sigma=self.start_sigma)
         else:
             steps = self.settings.keyframe_every
             odometry = self.since_keyframe + action
@@ -229,3 +232,45 @@ class Slam:
         start = self.next_refresh % total
         self._refresh((start + i) % total for i in range(min(count, total)))
         self.next_refresh = start + count
+
+    # -- maps ------------------------------------------------------------------------------
+    def saved_map(self, grid_size: int, cell_size: float) -> SavedMap:
+        """Everything mapped so far, positions as corrected now."""
+        self.refresh_in_turn(self.places.keyframes)
+        places = self.places
+        return SavedMap(self.code.smell_dim, self.settings.code_dim, self.settings.seed,
+                        self.settings.keyframe_every, grid_size, cell_size,
+                        places.codes.view().copy(), places.odometry.view().copy(),
+                        places.offsets.view().copy(), places.keyframe_positions.view().copy())
+
+    def load(self, saved: SavedMap) -> None:
+        """Replace the map with ``saved``, held fixed; a session starts with
+        ``start_session`` once the agent knows where it is in it."""
+        settings = self.settings
+        for name, mine in (("code_dim", settings.code_dim), ("code_seed", settings.seed),
+                           ("keyframe_every", settings.keyframe_every)):
+            if getattr(saved, name) != mine:
+                raise MapFileError(f"{name}: the map has {getattr(saved, name)}, this "
+                                   f"localizer {mine}")
+        self.reset()
+        for position in saved.keyframe_positions:
+            self.graph.add_keyframe(position, prior_sigma=LOADED_MAP_SIGMA)
+            self.places.add_keyframe(position)
+        self._optimize()
+        every = settings.keyframe_every
+        padded = len(saved.codes) + (-len(saved.codes)) % every
+        for place in range(padded):
+            if place < len(saved.codes):     # the last keyframe's empty slots stay silent
+                self.places.add_place(saved.codes[place], saved.odometry[place],
+                                      saved.offsets[place])
+            else:
+                self.places.add_place(np.zeros(settings.code_dim), np.zeros(2), np.zeros(2))
+        self.session_start = padded
+
+    def start_session(self, position: np.ndarray, sigma: float) -> None:
+        """Map on from ``position`` (world units), known to about ``sigma``."""
+        self.position = np.asarray(position, dtype=np.float64).copy()
+        self.offset = np.zeros(2)
+        self.since_keyframe = np.zeros(2)
+        self.start_sigma = sigma
+        self.last_retrace = self.last_crossing = self.last_closure = len(self.places)

@@ -16,7 +16,8 @@ import numpy as np
 from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
-from treeworld_bringup import plots
+from tem_localizer.map_file import MapFileError
+from treeworld_bringup import benchmarks, plots
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
@@ -53,7 +54,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--action-noise", type=float, metavar="SIGMA",
                         help="odometry noise per axis per step (world units)")
     parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d", "slam"),
-                        default="tem2d", help="what estimates the position (default tem2d)")
+                        help="what estimates the position (default: the parameter file's "
+                        "method)")
     parser.add_argument("--no-memory", action="store_true",
                         help="TEM: path integration only, no memory recall")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"),
@@ -74,12 +76,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                               path_file=path_file, seed=args.seed)
     if controls.controller == "path":
         load_path_file(controls.path_file)      # a bad file is reported before anything runs
-    method = None if args.localizer == "none" else args.localizer
+    method = None if args.localizer in (None, "none") else args.localizer
     localizer = with_overrides(
         settings.localizer, "tem_localizer", method=method, device=args.device,
         use_memory_to_localize=False if args.no_memory else None,
         sensory_embedding_dim=world.sensory_embedding_dim)
     return Settings(world, controls, localizer)
+
+
+def describe(settings: Settings, args: argparse.Namespace) -> str:
+    return "no localizer" if args.localizer == "none" else settings.localizer.method
 
 
 def print_summary(metrics: dict, out: Path) -> None:
@@ -101,11 +107,14 @@ def print_summary(metrics: dict, out: Path) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if (args.save_map or args.load_map) and settings.localizer.method != "slam":
+        raise UsageError("--save-map and --load-map need --localizer slam")
     recording, scene = run(settings, use_localizer=args.localizer != "none",
-                           belief_stride=4 if args.gif else 0)
+                           belief_stride=4 if args.gif else 0, load_map=args.load_map,
+                           save_map=args.save_map)
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
-    metrics = write_report(args.out, recording, scene, f"treeworld run ({args.localizer})",
-                           cell_size, gif=args.gif)
+    title = f"treeworld run ({describe(settings, args)})"
+    metrics = write_report(args.out, recording, scene, title, cell_size, gif=args.gif)
     print_summary(metrics, args.out)
     return 0
 
@@ -136,8 +145,9 @@ def command_launch(args: argparse.Namespace) -> int:
         extras.append(("rviz.png", lambda path: plots.plot_rviz_view(
             path, grid, origin, belief.info.resolution, recording, scene,
             info["last_covariance"])))
-    metrics = write_report(args.out, recording, scene, f"treeworld launch ({args.localizer})",
-                           cell_size, extra_metrics=extra, gif=args.gif, extras=extras)
+    title = f"treeworld launch ({describe(settings, args)})"
+    metrics = write_report(args.out, recording, scene, title, cell_size, extra_metrics=extra,
+                           gif=args.gif, extras=extras)
     shutil.rmtree(info["workspace"], ignore_errors=True)
     if result.failure is not None:
         print(f"treeworld: error: {result.failure}; partial report of {recording.steps} of "
@@ -196,6 +206,31 @@ def command_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench_accuracy(args: argparse.Namespace) -> int:
+    results = benchmarks.accuracy(args.out, steps=args.steps, seeds=args.seeds,
+                                  scenarios=args.scenarios, noises=args.noises,
+                                  localizers=args.localizers)
+    print(benchmarks.accuracy_table(results))
+    print(f"results in {args.out}/accuracy.json, .md, .png")
+    return 0
+
+
+def add_bench_commands(commands, parser_class) -> None:
+    bench = commands.add_parser("bench", help="benchmarks whose results go into README")
+    benches = bench.add_subparsers(dest="bench_command", required=True,
+                                   parser_class=parser_class)
+    accuracy = benches.add_parser("accuracy", help="every localizer, path and noise level")
+    accuracy.add_argument("--out", type=Path, default=Path("docs/bench"))
+    accuracy.add_argument("--steps", type=int, default=benchmarks.STEPS)
+    accuracy.add_argument("--seeds", type=int, nargs="+", default=list(benchmarks.SEEDS))
+    accuracy.add_argument("--scenarios", nargs="+", choices=benchmarks.SCENARIOS,
+                          default=list(benchmarks.SCENARIOS))
+    accuracy.add_argument("--noises", type=float, nargs="+", default=list(benchmarks.NOISES))
+    accuracy.add_argument("--localizers", nargs="+", choices=benchmarks.LOCALIZERS,
+                          default=list(benchmarks.LOCALIZERS))
+    accuracy.set_defaults(handler=command_bench_accuracy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="treeworld", description="Tree World + TEM localizer (neural SLAM).")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -203,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="run the world in-process (no ROS)")
     add_run_options(run_parser)
     run_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
+    run_parser.add_argument("--load-map", type=Path, metavar="FILE",
+                            help="slam: start in this saved map, position unknown")
+    run_parser.add_argument("--save-map", type=Path, metavar="FILE",
+                            help="slam: write the map here at the end")
     run_parser.set_defaults(handler=command_run)
 
     launch = commands.add_parser("launch", help="run the three-node ROS 2 graph over DDS")
@@ -235,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.set_defaults(handler=command_eval)
 
     add_bag_commands(commands, Parser)
+    add_bench_commands(commands, Parser)
 
     experiment = commands.add_parser("experiment", help="one of the seed's experiments")
     experiment.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -251,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except (UsageError, ConfigError, PathFileError, DeviceUnavailable, BagError,
-            RunFolderError) as error:
+            RunFolderError, MapFileError) as error:
         print(f"treeworld: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except (NodeDied, GraphStalled, PlaybackStalled) as error:

@@ -7,6 +7,7 @@ then the controller's displacement moves the agent.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -40,6 +41,8 @@ def localizer_summary(localizer: Localizer) -> dict:
                "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
     if localizer.slam is not None:
         summary["slam"] = slam_summary(localizer.slam)
+        if localizer.relocalized_after is not None:
+            summary["slam"]["relocalized_after_steps"] = localizer.relocalized_after
     return summary
 
 
@@ -68,11 +71,16 @@ def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
 
 
 def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
-        progress: bool = True) -> tuple[Recording, Scene]:
-    """Run ``settings.world.steps`` steps. ``belief_stride`` > 0 keeps every n-th belief."""
+        progress: bool = True, load_map: Path | None = None, save_map: Path | None = None
+        ) -> tuple[Recording, Scene]:
+    """Run ``settings.world.steps`` steps. ``belief_stride`` > 0 keeps every n-th belief.
+    slam: ``load_map`` starts in a saved map (the agent first finds itself in it),
+    ``save_map`` writes the map at the end."""
     world = TreeWorld(settings.world)
     controller = make_controller(settings.controller)
     localizer = Localizer(settings.localizer) if use_localizer else None
+    if load_map is not None:
+        localizer.load_map(load_map)
     steps, period = settings.world.steps, settings.world.step_period
     true_positions = np.zeros((steps, 2))
     estimates = np.zeros((steps, 2)) if localizer else None
@@ -104,6 +112,8 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     if localizer is not None:
         summary |= localizer_summary(localizer)
         corrected = corrected_estimates(localizer, estimates[:done], places)
+    if save_map is not None:
+        localizer.save_map(save_map)
     recording = Recording(
         timestamps=np.arange(done) * period, true_positions=true_positions[:done],
         estimates=None if estimates is None else estimates[:done], corrected=corrected,

@@ -36,7 +36,7 @@ OPTIMIZER_MS = "optimizer_ms"                # the last pose-graph update
 OPTIMIZER_FAILURES = "optimizer_failures"
 KEYFRAMES = "keyframes"
 MAP_BYTES = "map_bytes"
-
+MAP_ERRORS = "map_errors"                    # ~/save_map or ~/load_map refused
 # The bag_recorder status holds one key per recorded topic: its message count.
 
 
