@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -m pytest -c /dev/null --rootdir . --import-mode=importlib -p no:cacheprovider -q \
     src/treeworld_schema/test src/treeworld_sim src/spiral_controller src/tem_localizer \
     2>&1 | tee "$OUT/pytest.txt"
-python3 scripts/bench_localizer.py --device cuda --repeats 50 2>/dev/null | tee "$OUT/bench_cuda.txt"
-python3 scripts/bench_localizer.py --device cpu --lengths 1000 10000 2>/dev/null \
-    | tee "$OUT/bench_cpu_same_machine.txt"
+python3 -m treeworld_bringup.speed --device cuda --out "$OUT" 2>/dev/null | tee "$OUT/bench_cuda.txt"
+python3 -m treeworld_bringup.speed --device cpu --out "$OUT/cpu" --lengths 1000 10000 \
+    2>/dev/null | tee "$OUT/bench_cpu_same_machine.txt"
 python3 scripts/gpu_check.py 2>&1 | tee "$OUT/experiments.txt"

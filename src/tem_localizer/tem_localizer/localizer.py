@@ -20,7 +20,6 @@ from tem_localizer.grid import BeliefGrid
 from tem_localizer.loop_closure import ClosureSettings
 from tem_localizer.map_file import load_map, save_map
 from tem_localizer.relocalization import Relocalizer
-from tem_localizer.slam import Slam, SlamSettings
 from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,8 @@ class Localizer:
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate) \
                 if parameters else None
         elif config.method == "slam":
+            from tem_localizer.slam import Slam  # needs gtsam; the other methods do not
+
             self.slam = Slam(config.sensory_embedding_dim, slam_settings(config))
             self.front = ScrollingBelief(self.grid, self.device, config.max_action_norm,
                                          config.sharpen_exponent)
@@ -288,8 +289,10 @@ class Localizer:
         self.belief = self.belief.detach()
 
 
-def slam_settings(config: LocalizerConfig) -> SlamSettings:
-    """The slam method's settings from the localizer's configuration."""
+def slam_settings(config: LocalizerConfig):
+    """The slam method's settings (a SlamSettings) from the localizer's configuration."""
+    from tem_localizer.slam import SlamSettings
+
     return SlamSettings(
         keyframe_every=config.keyframe_every, code_dim=config.smell_code_dim,
         odometry_sigma=config.odometry_sigma, max_gate=config.closure_max_gate,

@@ -31,13 +31,13 @@ class _Factor:
     second: int
     measured: np.ndarray    # (2,)
     covariance: np.ndarray  # (2, 2)
+    loss_scale: float = 1.0  # closures: the Cauchy loss's scale, in the closure's sigmas
 
 
 class PoseGraph:
     """Keyframe positions, odometry and loop-closure factors, optimized by iSAM2."""
 
-    def __init__(self, closure_loss_scale: float = 1.0):
-        self.closure_loss_scale = closure_loss_scale
+    def __init__(self):
         self.failures = 0
         self.reset()
 
@@ -60,7 +60,7 @@ class PoseGraph:
         if factor.kind in ("prior", "odometry"):
             return gaussian
         return gtsam.noiseModel.Robust.Create(
-            gtsam.noiseModel.mEstimator.Cauchy.Create(self.closure_loss_scale), gaussian)
+            gtsam.noiseModel.mEstimator.Cauchy.Create(factor.loss_scale), gaussian)
 
     def _gtsam_factor(self, factor: _Factor):
         if factor.kind == "prior":
@@ -90,11 +90,13 @@ class PoseGraph:
                               np.asarray(covariance, float)))
         return index
 
-    def add_closure(self, old: int, new: int, offset: np.ndarray,
-                    covariance: np.ndarray) -> None:
-        """Keyframe ``new`` sits at keyframe ``old`` + ``offset`` (covariance (2, 2))."""
+    def add_closure(self, old: int, new: int, offset: np.ndarray, covariance: np.ndarray,
+                    loss_scale: float = 1.0) -> None:
+        """Keyframe ``new`` sits at keyframe ``old`` + ``offset`` (covariance (2, 2)). The
+        Cauchy loss halves the closure's pull at ``loss_scale`` of its own sigmas: set it to
+        what the graph's own uncertainty between the two makes plausible."""
         self._add(_Factor("closure", old, new, np.asarray(offset, float),
-                          np.asarray(covariance, float)))
+                          np.asarray(covariance, float), loss_scale))
 
     def update(self) -> bool:
         """Optimize with the factors added since the last update. False (and counted) when

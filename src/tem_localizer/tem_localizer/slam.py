@@ -27,6 +27,8 @@ from tem_localizer.smell_code import SmellCode
 
 REFRESHED_PER_STEP = 8   # keyframes brought up to date each step besides those near the agent
 LOADED_MAP_SIGMA = 0.01  # world units: a loaded map is held where it was saved
+CLOSURE_LOSS_SIGMAS = 3.0    # a closure's pull halves at this many innovation sigmas
+CONTRADICTION_SCALES = 10.0  # missed by this many loss scales: outweighed (weight below 1 %)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class SlamSettings:
 class SlamCounters:
     accepted: dict[str, int] = field(default_factory=dict)   # closures by kind
     rejected: dict[str, int] = field(default_factory=dict)   # candidates by reason
+    outweighed: int = 0          # accepted closures the rest of the graph overruled
     optimizer_failures: int = 0
     optimizer_seconds: float = 0.0                           # the last update
     optimizer_seconds_total: float = 0.0
@@ -194,11 +197,15 @@ class Slam:
         new_keyframe = self.places.keyframes - 1
         # keyframe to keyframe: the places' offsets from their keyframes are odometry
         offset = result.offset + self.places.offsets.data[result.old] - self.offset
-        self.graph.add_closure(old_keyframe, new_keyframe, offset, result.covariance)
+        scale = self.loss_scale(place, result.covariance)
+        self.graph.add_closure(old_keyframe, new_keyframe, offset, result.covariance, scale)
         if not self._optimize():
             self.counters.count(self.counters.rejected, "optimizer_failed")
             return None
         self.counters.count(self.counters.accepted, result.kind)
+        if self._contradicts(old_keyframe, new_keyframe, offset, result.covariance, scale):
+            # it stays in the graph, but the robust loss has taken away its pull
+            self.counters.outweighed += 1
         self.last_closure = place
         self.last_closure_places = (result.old, result.new)
         if result.kind == "retrace":
@@ -206,6 +213,24 @@ class Slam:
         else:
             self.last_crossing = place
         return result
+
+    def loss_scale(self, place: int, covariance: np.ndarray) -> float:
+        """The Cauchy scale of a closure, in its own sigmas: CLOSURE_LOSS_SIGMAS of the
+        innovation, the closure's uncertainty plus the drift since the last closure, so a
+        correction that drift explains keeps its pull and only one far beyond it loses it."""
+        steps = min(place - self.last_closure, place - self.session_start)
+        drift = self.settings.odometry_sigma**2 * 2 * max(steps, 1)
+        tightest = float(np.linalg.eigvalsh(covariance)[0])
+        return CLOSURE_LOSS_SIGMAS * float(np.sqrt(1 + drift / tightest))
+
+    def _contradicts(self, old: int, new: int, offset: np.ndarray, covariance: np.ndarray,
+                     scale: float) -> bool:
+        """After optimizing: does the graph still disagree with the closure by more than
+        CONTRADICTION_SCALES loss scales (its Cauchy weight is then below 1 %)? Then the rest
+        of the graph outweighed it."""
+        residual = self.graph.position(new) - self.graph.position(old) - offset
+        return float(residual @ np.linalg.solve(covariance, residual)) > \
+            (CONTRADICTION_SCALES * scale) ** 2
 
     def _refresh(self, keyframes) -> None:
         for index in keyframes:

@@ -17,7 +17,7 @@ from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 from tem_localizer.map_file import MapFileError
-from treeworld_bringup import benchmarks, plots
+from treeworld_bringup import benchmarks, plots, speed
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
@@ -215,6 +215,13 @@ def command_bench_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench_speed(args: argparse.Namespace) -> int:
+    result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths)
+    print(speed.speed_table(result))
+    print(f"results in {args.out}/speed.json, .png")
+    return 0
+
+
 def add_bench_commands(commands, parser_class) -> None:
     bench = commands.add_parser("bench", help="benchmarks whose results go into README")
     benches = bench.add_subparsers(dest="bench_command", required=True,
@@ -229,6 +236,9 @@ def add_bench_commands(commands, parser_class) -> None:
     accuracy.add_argument("--localizers", nargs="+", choices=benchmarks.LOCALIZERS,
                           default=list(benchmarks.LOCALIZERS))
     accuracy.set_defaults(handler=command_bench_accuracy)
+    speed_parser = benches.add_parser("speed", help="latency and memory as the memory grows")
+    speed.add_speed_options(speed_parser)
+    speed_parser.set_defaults(handler=command_bench_speed)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ DEVICE = "device"
 # ... and with method slam
 CLOSURES_ACCEPTED = "closures_accepted"      # closures in the graph, all kinds
 CLOSURES_REJECTED = "closures_rejected"      # candidates refused, all reasons
+CLOSURES_OUTWEIGHED = "closures_outweighed"  # in the graph, but the robust loss overruled
 CLOSURE_PREFIX = "closures_"                 # + accepted_<kind> / rejected_<reason>
 OPTIMIZER_MS = "optimizer_ms"                # the last pose-graph update
 OPTIMIZER_FAILURES = "optimizer_failures"

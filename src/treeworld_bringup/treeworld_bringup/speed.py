@@ -1,0 +1,186 @@
+"""``treeworld bench speed``: what a localizer step costs as the memory grows (ROS-free, so it
+also runs as ``python -m treeworld_bringup.speed`` on a machine with only PyTorch).
+
+- tem2d, episodic memory: the memory is filled with T synthetic (belief, smell) pairs (beliefs
+  around random places, random smells), then steps (recall by smell, read, write) are timed.
+- slam: a soak, the simulator's random walk with odometry noise 1.0 through the localizer for
+  the longest T; latency and resident memory are read in windows along the way, so the row for
+  T is what a step costs once T steps are stored.
+
+Writes OUT/speed.json and OUT/speed.png (the soak over time) and prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spiral_controller import make_controller
+from tem_localizer import BeliefGrid, Localizer
+from tem_localizer.localizer import resolve_device
+from tem_localizer.tem import TEM2d
+from treeworld_bringup.settings import Settings
+from treeworld_sim import TreeWorld
+
+LENGTHS = (1_000, 10_000, 36_000, 100_000)
+WINDOW = 1_000
+
+
+def resident_bytes() -> int:
+    """The process's resident set size now (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def fill(model: TEM2d, length: int, generator: torch.Generator) -> None:
+    """Write ``length`` pairs: beliefs around random places, random smells."""
+    chunk = 500
+    for start in tqdm(range(0, length, chunk), desc=f"filling T={length}", leave=False):
+        count = min(chunk, length - start)
+        centres = (torch.rand(count, 2, generator=generator) * 800 - 400).to(model.device)
+        beliefs = model.grid.initial_belief(centres)                       # (n, S, S)
+        smells = torch.randn(count, model.smell_dim, generator=generator).to(model.device)
+        for belief, smell in zip(beliefs, smells):
+            model.memory.write(belief[None], smell[None])
+
+
+def tem2d_latency(length: int, device: torch.device, repeats: int = 20) -> dict:
+    """Median and p99 ms of a TEM2d step with ``length`` pairs stored, and their bytes."""
+    generator = torch.Generator().manual_seed(0)
+    grid = BeliefGrid(101, 1000.0)
+    with torch.no_grad():
+        model = TEM2d(grid, 1024, device=device, use_memory_to_localize=True)
+        model.memory.initial_slots = length + 1
+        model.memory.reset()
+        fill(model, length, generator)
+        belief, times = model.initial_belief(), []
+        for _ in range(repeats):
+            action = (torch.rand(1, 2, generator=generator) * 10).to(device)
+            smell = torch.randn(1, 1024, generator=generator).to(device)
+            synchronize(device)
+            started = time.perf_counter()
+            belief = model(belief, action, smell).belief
+            synchronize(device)
+            times.append((time.perf_counter() - started) * 1000)
+            model.memory.length -= 1        # keep T fixed: forget the pair just written
+    return {"median_ms": statistics.median(times), "p99_ms": float(np.percentile(times, 99)),
+            "memory_bytes": model.memory.nbytes}
+
+
+def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
+    """Latency and resident memory of the slam localizer over a ``steps``-long random walk."""
+    defaults = Settings()
+    settings = Settings(
+        dataclasses.replace(defaults.world, seed=seed, odometry_noise=1.0, steps=steps),
+        dataclasses.replace(defaults.controller, controller="random", seed=seed),
+        dataclasses.replace(defaults.localizer, method="slam", device=device))
+    world, controller = TreeWorld(settings.world), make_controller(settings.controller)
+    localizer = Localizer(settings.localizer)
+    latencies = np.zeros(steps)
+    windows = []
+    last_odometry = world.odometry_position.copy()
+    resident_before = resident_bytes()
+    for step in tqdm(range(steps), desc="slam soak", unit="step", mininterval=1.0):
+        record = world.observe()
+        started = time.perf_counter()
+        localizer.step(record.odometry_position - last_odometry, record.smell)
+        latencies[step] = (time.perf_counter() - started) * 1000
+        last_odometry = record.odometry_position
+        world.move(*controller(step))
+        if (step + 1) % WINDOW == 0:
+            recent = latencies[step + 1 - WINDOW:step + 1]
+            windows.append({"stored_steps": step + 1, "median_ms": float(np.median(recent)),
+                            "p99_ms": float(np.percentile(recent, 99)),
+                            "resident_bytes": resident_bytes() - resident_before,
+                            "map_bytes": localizer.slam.places.nbytes,
+                            "closures": sum(localizer.slam.counters.accepted.values())})
+    return {"windows": windows, "steps": steps}
+
+
+def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    tem2d = {length: tem2d_latency(length, torch_device)
+             for length in (tem2d_lengths or lengths)}
+    soak = slam_soak(max(lengths), device)
+    by_length = {w["stored_steps"]: w for w in soak["windows"]}
+    result = {"device": str(torch_device), "tem2d": tem2d,
+              "slam": {length: by_length[length] for length in lengths if length in by_length},
+              "soak": soak["windows"]}
+    (out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_soak(soak["windows"], out / "speed.png", str(torch_device))
+    return result
+
+
+def speed_table(result: dict) -> str:
+    lines = ["| T (steps stored) | tem2d episodic: median / p99 ms, memory | "
+             "slam: median / p99 ms (the 1,000 steps before T), resident growth, map |",
+             "| --- | --- | --- |"]
+    for length in sorted(set(result["tem2d"]) | set(result["slam"]), key=int):
+        tem2d = result["tem2d"].get(length)
+        slam = result["slam"].get(length)
+        left = f"{tem2d['median_ms']:.1f} / {tem2d['p99_ms']:.1f}, " \
+               f"{tem2d['memory_bytes'] / 1e6:,.0f} MB" if tem2d else "-"
+        right = f"{slam['median_ms']:.2f} / {slam['p99_ms']:.1f}, " \
+                f"{slam['resident_bytes'] / 1e6:,.0f} MB " \
+                f"({slam['resident_bytes'] / int(length):,.0f} B/step), " \
+                f"{slam['map_bytes'] / int(length):,.0f} B/step" if slam else "-"
+        lines.append(f"| {int(length):,} | {left} | {right} |")
+    return "\n".join(lines)
+
+
+def plot_soak(windows: list[dict], path: Path, device: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stored = [w["stored_steps"] for w in windows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    top.plot(stored, [w["median_ms"] for w in windows], label="median")
+    top.plot(stored, [w["p99_ms"] for w in windows], label="p99")
+    top.set_ylabel(f"slam step latency (ms, {device})")
+    top.set_ylim(bottom=0)
+    top.legend()
+    bottom.plot(stored, [w["resident_bytes"] / 1e6 for w in windows], label="process growth")
+    bottom.plot(stored, [w["map_bytes"] / 1e6 for w in windows], label="place map")
+    bottom.set_ylabel("memory (MB)")
+    bottom.set_xlabel("steps stored")
+    bottom.legend()
+    fig.suptitle("slam soak: a random walk with odometry noise 1.0 (treeworld bench speed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="treeworld bench speed", description=__doc__)
+    add_speed_options(parser)
+    args = parser.parse_args(argv)
+    result = speed(args.out, args.lengths, args.device, args.tem2d_lengths)
+    print(speed_table(result))
+    return 0
+
+
+def add_speed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("docs/bench"))
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
+    parser.add_argument("--tem2d-lengths", type=int, nargs="+",
+                        help="tem2d's lengths when they differ (its memory is 45 KB a step)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
