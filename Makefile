@@ -28,7 +28,7 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	rm -rf runs/demo
-	$(VENV)/bin/treeworld launch --controller spiral --steps 1000 --no-memory --gif --record --out runs/demo
+	$(VENV)/bin/treeworld launch --controller circle --steps 1000 --action-noise 1.0 --gif --record --out runs/demo
 
 experiments: $(INSTALLED)
 	for name in spiral-memory spiral-no-memory circle-memory circle-noise \

@@ -13,7 +13,7 @@ from treeworld_schema import setting
 class LocalizerConfig:
     """How the agent localizes from odometry and smell. World units, cells, steps."""
 
-    method: str = setting("tem2d", "tem2d (belief grid + memory), slam (belief grid + smell "
+    method: str = setting("slam", "tem2d (belief grid + memory), slam (belief grid + smell "
                           "map + pose graph that corrects the past) or deadreckoning (sum of "
                           "measured displacements, the baseline)",
                           choices=("tem2d", "slam", "deadreckoning"))
@@ -85,8 +85,10 @@ class LocalizerConfig:
         0.3, "slam: paths must cross at an angle with this sine, in the world and in smell",
         low=0.0, high=1.0)
     map_file: str = setting(
-        "", "ROS node, slam: a saved map to start in (the agent first finds itself in it); "
-        "~/save_map writes the map here, ~/load_map reads it")
+        "", "ROS node, slam: where ~/save_map writes the map and ~/load_map reads it")
+    start_in_map: bool = setting(
+        False, "ROS node, slam: start in the map at map_file (the agent first finds itself "
+        "in it)")
     max_input_age: float = setting(
         0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
         "completes is a late frame: its motion is integrated, its smell dropped and counted. "
@@ -96,3 +98,9 @@ class LocalizerConfig:
     path_max_poses: int = setting(
         1000, "ROS node: /tem/path holds at most this many poses, evenly spaced over the run",
         low=2, high=100_000)
+
+    def check(self) -> None:
+        from treeworld_schema import ConfigError
+
+        if self.start_in_map and not self.map_file:
+            raise ConfigError("map_file: start_in_map needs a map file")

@@ -38,6 +38,7 @@ class ClosureSettings:
     crossing_tail: int = 4           # the newest places' part in a crossing test
     min_strength: float = 5.0        # codes weaker than this are too far from any tree
     min_gradient: float = 0.15       # code change per world unit below this is flat
+    max_gradient: float = 3.0        # ... above this is a jump (a tree's fruit count changed)
     retrace_tolerance: float = 0.2   # window distance allowed, in world units of travel
     crossing_tolerance: float = 0.2  # code distance allowed where two curves meet
     min_crossing_sine: float = 0.3   # sine of the crossing angle, in the world and code space
@@ -102,8 +103,13 @@ def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarr
              settings: ClosureSettings) -> Closure | Rejection:
     window = settings.window
     path = places.relative_positions(current - window + 1, current, current)   # (w, 2)
-    travelled = np.linalg.norm(np.diff(path, axis=0), axis=1).sum()
-    gradient = np.linalg.norm(np.diff(recent, axis=0), axis=1).sum() / max(travelled, 1e-9)
+    moved = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    changed = np.linalg.norm(np.diff(recent, axis=0), axis=1)
+    moving = moved > 1e-6
+    if not moving.any():
+        return Rejection("flat")
+    # the median step: one jump (a fruit count changing) must not make a stretch look steep
+    gradient = float(np.median(changed[moving] / moved[moving]))
     if gradient < settings.min_gradient:
         return Rejection("flat")
     index = found[:, None] + np.arange(-window + 1, 1)[None]                  # (C, w)
@@ -167,7 +173,7 @@ def _crossing(places: PlaceMap, current: int, found: np.ndarray,
     meetings.sort(key=lambda m: m[0])
     gap, old, offset, (u, v), sine, gradients = meetings[0]
     if gap > settings.crossing_tolerance or min(gradients) < settings.min_gradient or \
-            sine < settings.min_crossing_sine:
+            max(gradients) > settings.max_gradient or sine < settings.min_crossing_sine:
         return None
     where = places.positions(np.array([old]))[0]
     for other in meetings[1:]:

@@ -60,7 +60,7 @@ class TemLocalizerNode(Node):
         if self.localizer.slam is not None:
             self.create_service(Trigger, "~/save_map", self.on_save_map)
             self.create_service(Trigger, "~/load_map", self.on_load_map)
-            if self.config.map_file:
+            if self.config.start_in_map:
                 self.localizer.load_map(self.config.map_file)   # a bad file stops start-up
         self.stream = SensorStream(self.localizer, self.config.action_source,
                                    self.config.odom_frame, self.config.smell_frame,

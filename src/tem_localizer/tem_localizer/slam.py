@@ -41,6 +41,9 @@ class SlamSettings:
     retrace_cooldown: int = 5        # steps between retrace closures (neighbours say the same)
     crossing_cooldown: int = 2       # steps: a crossing is seen from several steps
     prediction_radius: float = 10.0  # world units: places this near predict the smell here
+    confirm_beyond: float = 20.0     # world units: a larger correction needs a second closure
+    confirm_after: int = 5           # steps: ... found at least this much later (elsewhere)
+    confirm_within: int = 200        # steps: ... and no later than this
     seed: int = 0                    # seed of the smell code
     closure: ClosureSettings = ClosureSettings()
 
@@ -56,6 +59,19 @@ class SlamCounters:
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A closure found, as the pose graph would take it."""
+
+    result: Closure
+    place: int                       # the current place when it was found
+    old_keyframe: int
+    new_keyframe: int
+    offset: np.ndarray               # (2,) keyframe to keyframe
+    loss_scale: float
+    correction: np.ndarray           # (2,) how far it would move the newest keyframe
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class Slam:
         self.coasted = np.zeros(2)          # motion of late frames, not yet in a place
         self.smell_error = float("nan")
         self.start_sigma = PRIOR_SIGMA      # how sure the session is of where it started
+        self.pending: _Candidate | None = None   # a large correction awaiting confirmation
 
     # -- the step --------------------------------------------------------------------------
     def step(self, action: np.ndarray, smell: np.ndarray) -> SlamStep:
@@ -194,18 +211,25 @@ class Slam:
                 (result.kind == "crossing" and not crossing_ready):
             return None
         old_keyframe = int(self.places.keyframe_of(result.old))
-        new_keyframe = self.places.keyframes - 1
         # keyframe to keyframe: the places' offsets from their keyframes are odometry
         offset = result.offset + self.places.offsets.data[result.old] - self.offset
-        scale = self.loss_scale(place, result.covariance)
-        self.graph.add_closure(old_keyframe, new_keyframe, offset, result.covariance, scale)
+        candidate = _Candidate(result, place, old_keyframe, self.places.keyframes - 1, offset,
+                               self.loss_scale(place, result.covariance),
+                               self._implied_correction(old_keyframe, offset))
+        accepted = self._confirmed(candidate)
+        if not accepted:
+            return None
+        for closure in accepted:
+            self.graph.add_closure(closure.old_keyframe, closure.new_keyframe, closure.offset,
+                                   closure.result.covariance, closure.loss_scale)
         if not self._optimize():
             self.counters.count(self.counters.rejected, "optimizer_failed")
             return None
-        self.counters.count(self.counters.accepted, result.kind)
-        if self._contradicts(old_keyframe, new_keyframe, offset, result.covariance, scale):
-            # it stays in the graph, but the robust loss has taken away its pull
-            self.counters.outweighed += 1
+        for closure in accepted:
+            self.counters.count(self.counters.accepted, closure.result.kind)
+            if self._contradicts(closure):
+                # it stays in the graph, but the robust loss has taken away its pull
+                self.counters.outweighed += 1
         self.last_closure = place
         self.last_closure_places = (result.old, result.new)
         if result.kind == "retrace":
@@ -213,6 +237,36 @@ class Slam:
         else:
             self.last_crossing = place
         return result
+
+    def _implied_correction(self, old_keyframe: int, offset: np.ndarray) -> np.ndarray:
+        """How far the closure says the newest keyframe is from where the graph has it."""
+        newest = self.places.keyframes - 1
+        return self.graph.position(old_keyframe) + offset - self.graph.position(newest)
+
+    def _confirmed(self, candidate: _Candidate) -> list[_Candidate]:
+        """The closures to add now. A closure that would move the estimate by more than
+        ``confirm_beyond`` waits for a second one, from a different stretch of path (at least
+        ``confirm_after`` steps later), that implies the same correction: a place can smell
+        like another (two trees, and everything mirrored across the line through them smells
+        alike) but two independent coincidences that agree are unlikely."""
+        settings = self.settings
+        if np.linalg.norm(candidate.correction) <= settings.confirm_beyond:
+            return [candidate]
+        pending = self.pending
+        if pending is not None and candidate.place - pending.place > settings.confirm_within:
+            self.counters.count(self.counters.rejected, "unconfirmed")
+            pending = self.pending = None
+        if pending is None or candidate.place - pending.place < settings.confirm_after:
+            if pending is None:
+                self.pending = candidate
+            return []
+        agree = np.linalg.norm(candidate.correction - pending.correction) <= max(
+            settings.confirm_beyond / 2, 0.2 * np.linalg.norm(pending.correction))
+        self.pending = None if agree else candidate
+        if not agree:
+            self.counters.count(self.counters.rejected, "unconfirmed")
+            return []
+        return [pending, candidate]
 
     def loss_scale(self, place: int, covariance: np.ndarray) -> float:
         """The Cauchy scale of a closure, in its own sigmas: CLOSURE_LOSS_SIGMAS of the
@@ -223,14 +277,14 @@ class Slam:
         tightest = float(np.linalg.eigvalsh(covariance)[0])
         return CLOSURE_LOSS_SIGMAS * float(np.sqrt(1 + drift / tightest))
 
-    def _contradicts(self, old: int, new: int, offset: np.ndarray, covariance: np.ndarray,
-                     scale: float) -> bool:
+    def _contradicts(self, closure: _Candidate) -> bool:
         """After optimizing: does the graph still disagree with the closure by more than
         CONTRADICTION_SCALES loss scales (its Cauchy weight is then below 1 %)? Then the rest
         of the graph outweighed it."""
-        residual = self.graph.position(new) - self.graph.position(old) - offset
-        return float(residual @ np.linalg.solve(covariance, residual)) > \
-            (CONTRADICTION_SCALES * scale) ** 2
+        residual = self.graph.position(closure.new_keyframe) - \
+            self.graph.position(closure.old_keyframe) - closure.offset
+        return float(residual @ np.linalg.solve(closure.result.covariance, residual)) > \
+            (CONTRADICTION_SCALES * closure.loss_scale) ** 2
 
     def _refresh(self, keyframes) -> None:
         for index in keyframes:

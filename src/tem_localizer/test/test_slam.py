@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tem_localizer import Localizer, LocalizerConfig
+from tem_localizer.loop_closure import Closure
 from tem_localizer.map_file import MapFileError, load_map, save_map
-from tem_localizer.slam import Slam, SlamSettings
+from tem_localizer.slam import Slam, SlamSettings, _Candidate
 
 DIM = 64
 LANDMARKS = np.array([[20.0, 30.0], [-25.0, -20.0], [10.0, -40.0], [-30.0, 40.0]])
@@ -124,11 +125,14 @@ def test_a_closure_that_contradicts_the_graph_is_outweighed():
     newest = slam.places.keyframes - 1
     before = slam.graph.position(newest)
     wrong, covariance = np.array([50.0, 0.0]), np.eye(2)
-    scale = slam.loss_scale(len(slam.places), covariance)
-    slam.graph.add_closure(0, newest, wrong, covariance, scale)
+    closure = _Candidate(None, len(slam.places), 0, newest, wrong,
+                         slam.loss_scale(len(slam.places), covariance), wrong)
+    closure = dataclasses.replace(closure, result=Closure(0, len(slam.places) - 1, wrong,
+                                                          covariance, "retrace"))
+    slam.graph.add_closure(0, newest, wrong, covariance, closure.loss_scale)
     assert slam._optimize()
     assert np.linalg.norm(slam.graph.position(newest) - before) < 1.0
-    assert slam._contradicts(0, newest, wrong, covariance, scale)
+    assert slam._contradicts(closure)
 
 
 def test_an_optimizer_failure_keeps_the_last_good_solution(monkeypatch, caplog):

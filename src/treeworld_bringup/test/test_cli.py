@@ -51,7 +51,8 @@ def test_same_seed_same_run_other_seed_other_world(tmp_path):
 
 
 def test_localizer_metrics_and_estimate_file(tmp_path):
-    metrics = run_ok(["run", "--steps", "200", "--no-memory", "--out", str(tmp_path / "o")])
+    metrics = run_ok(["run", "--steps", "200", "--localizer", "tem2d", "--no-memory",
+                      "--out", str(tmp_path / "o")])
     for key in ("ate_rmse", "mean_error", "max_error", "final_error", "mean_loss",
                 "skipped_total", "lost_count", "ate_rmse_aligned", "rpe_rmse"):
         assert key in metrics
@@ -103,6 +104,11 @@ BAD_INPUTS = {
     "negative noise": (lambda d: ["--action-noise", "-1"],
                        "treeworld_sim.odometry_noise: must be >= 0.0"),
     "steps not a number": (lambda d: ["--steps", "many"], "invalid int value"),
+    "map without slam": (lambda d: ["--localizer", "tem2d", "--save-map", str(d / "m.npz")],
+                         "--save-map and --load-map need --localizer slam"),
+    "missing map": (lambda d: ["--load-map", str(d / "none.npz")], "none.npz: no such map file"),
+    "not a map": (lambda d: ["--load-map", write(d / "m.npz", "not a map")],
+                  "m.npz: not a readable map file"),
 }
 
 
@@ -118,6 +124,36 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
     assert message in lines[0]
     assert not out.exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path):
+    """Map the circle with slam, save it; a second run starts in the saved map not knowing
+    where it is, finds itself (design §10) and reports after how many steps."""
+    options = ["--controller", "circle", "--action-noise", "0.5", "--localizer", "slam"]
+    first = run_ok(["run", *options, "--steps", "300", "--save-map", str(tmp_path / "m.npz"),
+                    "--out", str(tmp_path / "first")])
+    assert first["slam"]["closures_accepted"]
+    second = run_ok(["run", *options, "--steps", "250", "--load-map",
+                     str(tmp_path / "m.npz"), "--out", str(tmp_path / "second")])
+    assert 0 < second["slam"]["relocalized_after_steps"] <= 200
+    truth = np.loadtxt(tmp_path / "second" / "ground_truth.tum")[:, 1:3]
+    estimate = np.loadtxt(tmp_path / "second" / "estimate.tum")[:, 1:3]
+    found = second["slam"]["relocalized_after_steps"]
+    assert np.linalg.norm(estimate[found:] - truth[found:], axis=1).max() < 20.0   # 2 cells
+
+
+def test_slam_follows_a_wide_random_walk_beyond_the_grid_without_a_false_closure(tmp_path):
+    """random_radius 2,000: the walk leaves the 1,000-unit grid tem2d is bound to. With exact
+    odometry no closure may hurt; this walk passes a place that smells exactly like one 57 units
+    away (two trees, mirrored), which a single closure would have jumped to (design §10)."""
+    config = tmp_path / "wide.yaml"
+    config.write_text("spiral_controller:\n  ros__parameters:\n    random_radius: 2000.0\n")
+    metrics = run_ok(["run", "--config", str(config), "--controller", "random", "--seed", "4",
+                      "--steps", "1500", "--localizer", "slam", "--out", str(tmp_path / "o")])
+    truth = np.loadtxt(tmp_path / "o" / "ground_truth.tum")[:, 1:3]
+    assert np.linalg.norm(truth, axis=1).max() > 505             # off tem2d's grid
+    assert metrics["max_error"] < 1.0 and metrics["lost_count"] == 0
+    assert metrics["slam"]["closures_accepted"]
 
 
 def test_console_script_exit_status(tmp_path):

@@ -142,6 +142,48 @@ def test_localizer_from_commanded_velocity_rejects_a_nan_twist(tmp_path):
     assert len(driver.poses) == 2
 
 
+def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_graph(tmp_path):
+    from std_srvs.srv import Trigger
+    from visualization_msgs.msg import MarkerArray
+
+    map_file = tmp_path / "map.npz"
+    parameters = localizer_parameters(tmp_path, method="slam", map_file=str(map_file))
+    graphs = []
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        driver.create_subscription(MarkerArray, io.GRAPH, graphs.append, io.latest_qos())
+        save = driver.create_client(Trigger, "/tem_localizer/save_map")
+        load = driver.create_client(Trigger, "/tem_localizer/load_map")
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+
+        def call(client) -> Trigger.Response:
+            wait_for(client.service_is_ready, 30, "the service", nodes.check_alive)
+            future = client.call_async(Trigger.Request())
+            wait_for(future.done, 30, "the answer", nodes.check_alive)
+            return future.result()
+
+        try:
+            for step in range(12):
+                driver.send(step, x=2.0 * step, smell=GOOD * (1 + step))
+            wait_for(lambda: len(driver.poses) == 12 and graphs, 60, "poses and a graph",
+                     nodes.check_alive)
+            saved = call(save)
+            assert saved.success and map_file.stat().st_size > 0
+            map_file.write_bytes(b"not a map at all")
+            loaded = call(load)
+            driver.send(12, x=24.0, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 13, 30, "a pose after the refusal",
+                     nodes.check_alive)
+        finally:
+            nodes.stop()
+    assert not loaded.success and str(map_file) in loaded.message
+    assert "not a readable map file" in loaded.message
+    assert driver.counters()["map_errors"] == "1"
+    assert driver.poses[-1].pose.pose.position.x == pytest.approx(24.0, abs=0.5)  # kept going
+    assert {m.ns for m in graphs[-1].markers} == {"keyframes", "loop_closures"}
+
+
 def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):
     from std_srvs.srv import Trigger
 

@@ -77,6 +77,13 @@ def case_settings(scenario: str, noise: float, localizer: str, seed: int, steps:
     return Settings(world, controller, locator)
 
 
+def _one_thread_each() -> None:
+    """A worker per core: PyTorch's own threads would only fight over the same cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def run_case(case: tuple) -> dict:
     scenario, noise, localizer, seed, steps, path_folder = case
     settings = case_settings(scenario, noise, localizer, seed, steps, Path(path_folder))
@@ -100,7 +107,7 @@ def accuracy(out: Path, steps: int = STEPS, seeds=SEEDS, scenarios=SCENARIOS, no
     cases = [(s, n, loc, seed, steps, str(out))
              for s, n, loc, seed in itertools.product(scenarios, noises, localizers, seeds)]
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
         results = list(tqdm(pool.map(run_case, cases), total=len(cases), desc="accuracy",
                             unit="run"))
     (out / "accuracy.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -68,7 +68,7 @@ class Gathered:
 
     truth: dict[int, np.ndarray] = field(default_factory=dict)
     estimates: dict[int, np.ndarray] = field(default_factory=dict)
-    beliefs: dict[int, np.ndarray] = field(default_factory=dict)
+    beliefs: dict[int, tuple[np.ndarray, tuple]] = field(default_factory=dict)  # grid, corner
     losses: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     arrival: dict[int, float] = field(default_factory=dict)  # perf_counter() at each estimate
@@ -136,8 +136,9 @@ class Gatherer(Node):
         step = self.step(message.header)
         self.data.last_belief = message
         if self.belief_stride and step % self.belief_stride == 0:
-            size = message.info.width
-            self.data.beliefs[step] = np.frombuffer(message.data, np.int8).reshape(size, size)
+            size, origin = message.info.width, message.info.origin.position
+            self.data.beliefs[step] = (
+                np.frombuffer(message.data, np.int8).reshape(size, size), (origin.x, origin.y))
 
     def on_diagnostics(self, message: DiagnosticArray) -> None:
         if (values := io.status_values(message, keys.SIMULATOR)) is not None:
@@ -345,5 +346,6 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
         grid = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent)
         recording.belief_frames = np.stack([
             grid.from_occupancy(torch.from_numpy(frame.reshape(1, -1)))[0].numpy()
-            for frame in shown])
+            for frame, _ in shown])
+        recording.belief_origins = np.array([origin for _, origin in shown])
     return recording

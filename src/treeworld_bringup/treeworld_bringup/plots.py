@@ -90,18 +90,26 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
     """GIF of the belief (each frame scaled to its own peak), origin at the bottom left, with
     the true position and the trees on top; also an MP4 beside it when ffmpeg is installed."""
     frames = recording.belief_frames
-    half = recording.grid_extent / 2
     stride = recording.belief_stride
+    size = frames.shape[-1]
+    span = recording.grid_extent * size / (size - 1)        # corner to corner
+    origins = recording.belief_origins if recording.belief_origins is not None else \
+        np.full((len(frames), 2), -span / 2)
+
+    def extent(index: int) -> list[float]:
+        x, y = origins[index]
+        return [x, x + span, y, y + span]
+
     fig, ax = plt.subplots(figsize=(6, 6))
-    image = ax.imshow(frames[0], extent=[-half, half, -half, half], origin="lower",
+    image = ax.imshow(frames[0], extent=extent(0), origin="lower",
                       cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
     _draw_trees(ax, scene)
     marked = recording.true_positions if recording.true_positions is not None \
         else recording.estimates
     label = "true position" if recording.true_positions is not None else "estimate"
     agent, = ax.plot([], [], "o", color="white", mec="red", mew=2, ms=7, label=label)
-    ax.set_xlim(-half, half)
-    ax.set_ylim(-half, half)
+    ax.set_xlim(*extent(0)[:2])
+    ax.set_ylim(*extent(0)[2:])
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.legend(loc="upper right", fontsize=7)
@@ -109,6 +117,9 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
     def update(index: int):
         frame = frames[index]
         image.set_data(frame / max(float(frame.max()), 1e-30))
+        image.set_extent(extent(index))
+        ax.set_xlim(*extent(index)[:2])
+        ax.set_ylim(*extent(index)[2:])
         step = index * stride
         agent.set_data([marked[step, 0]], [marked[step, 1]])
         ax.set_title(f"{title}: belief at step {step}", fontsize=9)

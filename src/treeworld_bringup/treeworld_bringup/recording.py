@@ -27,6 +27,8 @@ class Recording:
     corrected: np.ndarray | None = None         # (T, 2) slam: the same steps, as corrected later
     losses: np.ndarray | None = None            # (T,) NaN where the step was skipped
     belief_frames: np.ndarray | None = None     # (K, S, S) every belief_stride-th belief
+    belief_origins: np.ndarray | None = None    # (K, 2) world (x, y) of each frame's corner;
+                                                # None: every frame centred on the origin
     belief_stride: int = 4
     grid_extent: float = 1000.0
     summary: dict = field(default_factory=dict)  # world and localizer counters

@@ -64,7 +64,7 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
         else:
             scene[0] = scene_from_markers(message)
 
-    stamps, estimates, losses, frames, places = [], [], [], [], []
+    stamps, estimates, losses, frames, origins, places = [], [], [], [], [], []
     with BagReader(path, salvage) as bag:
         damage = bag.damage
         for event in replay_events(bag, localizer, config, on_other):
@@ -73,6 +73,7 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
             if belief_stride and event.step.belief is not None and \
                     len(stamps) % belief_stride == 0:
                 frames.append(event.step.belief.float().cpu().numpy())
+                origins.append(event.step.origin)
             stamps.append(event.stamp)
             estimates.append(event.step.mean)
             losses.append(event.step.loss)
@@ -88,6 +89,7 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
         estimates=estimates, losses=np.array(losses),
         corrected=corrected_estimates(localizer, estimates, places),
         belief_frames=np.stack(frames) if frames else None,
+        belief_origins=np.array(origins) if frames else None,
         belief_stride=belief_stride or 4, grid_extent=config.extent,
         summary=localizer_summary(localizer) | ({"salvaged": damage} if damage else {}))
     return recording, scene[0]

@@ -86,7 +86,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     true_positions = np.zeros((steps, 2))
     estimates = np.zeros((steps, 2)) if localizer else None
     losses = np.full(steps, np.nan) if localizer else None
-    frames, places = [], []
+    frames, origins, places = [], [], []
     last_odometry = world.odometry_position.copy()
     started = time.perf_counter()
     done = 0
@@ -104,6 +104,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             places.append(estimate.place)
             if belief_stride and estimate.belief is not None and step % belief_stride == 0:
                 frames.append(estimate.belief.float().cpu().numpy())
+                origins.append(estimate.origin)
         world.move(*controller(step))
         done += 1
     elapsed = time.perf_counter() - started
@@ -119,6 +120,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         timestamps=np.arange(done) * period, true_positions=true_positions[:done],
         estimates=None if estimates is None else estimates[:done], corrected=corrected,
         losses=None if losses is None else losses[:done],
-        belief_frames=np.stack(frames) if frames else None, belief_stride=belief_stride or 4,
+        belief_frames=np.stack(frames) if frames else None,
+        belief_origins=np.array(origins) if frames else None, belief_stride=belief_stride or 4,
         grid_extent=settings.localizer.extent, summary=summary)
     return recording, scene_of(world)

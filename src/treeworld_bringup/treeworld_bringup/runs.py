@@ -69,7 +69,9 @@ def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
                 estimates[stamp_nanoseconds(decoded)] = pose_xy(decoded)
             elif message.topic == topics.BELIEF:
                 grid_info = decoded.info
-                beliefs[stamp_nanoseconds(decoded)] = np.array(decoded.data, np.int8)
+                beliefs[stamp_nanoseconds(decoded)] = (
+                    np.array(decoded.data, np.int8),
+                    (grid_info.origin.position.x, grid_info.origin.position.y))
             elif message.topic == topics.TREES:
                 scene = scene_from_markers(decoded)
             else:
@@ -85,9 +87,11 @@ def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
         losses=np.array([losses.get(s, np.nan) for s in stamps]), belief_stride=belief_stride)
     if grid_info is not None and belief_stride:
         grid = BeliefGrid(grid_info.width, grid_info.resolution * (grid_info.width - 1))
-        frames = [grid.from_occupancy(torch.from_numpy(beliefs[s][None]))[0].numpy()
-                  for s in stamps[::belief_stride] if s in beliefs]
-        if len(frames) == len(stamps[::belief_stride]):
-            recording.belief_frames = np.stack(frames)
+        shown = [beliefs[s] for s in stamps[::belief_stride] if s in beliefs]
+        if len(shown) == len(stamps[::belief_stride]):
+            recording.belief_frames = np.stack([
+                grid.from_occupancy(torch.from_numpy(data[None]))[0].numpy()
+                for data, _ in shown])
+            recording.belief_origins = np.array([origin for _, origin in shown])
             recording.grid_extent = grid.extent
     return recording, scene, {"salvaged": damage} if damage else {}

@@ -121,7 +121,8 @@ def experiment_settings(name: str, seed: int = 0, device: str = "auto") -> Setti
     world = dataclasses.replace(defaults.world, seed=seed, num_trees=50, steps=1000,
                                 sensory_embedding_dim=1024, odometry_noise=spec.odometry_noise)
     controller = dataclasses.replace(defaults.controller, controller=spec.controller, seed=seed)
-    localizer = dataclasses.replace(defaults.localizer, grid_size=101, extent=1000.0,
+    localizer = dataclasses.replace(defaults.localizer, method="tem2d", grid_size=101,
+                                    extent=1000.0,
                                     sensory_embedding_dim=1024, max_action_norm=20.0,
                                     use_memory_to_localize=spec.use_memory, mixing=spec.mixing,
                                     device=device,
