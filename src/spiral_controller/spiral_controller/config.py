@@ -10,8 +10,9 @@ from treeworld_schema import ConfigError, setting
 class ControllerConfig:
     """Which path the agent follows, and its shape (docs/design.md §3). World units, steps."""
 
-    controller: str = setting("spiral", "Which path the agent follows (docs/design.md §3)",
-                              choices=("spiral", "circle", "random", "path"))
+    controller: str = setting("spiral", "Which path the agent follows (docs/design.md §3); "
+                              "forage: a drive-based forager that uses the localizer's estimate",
+                              choices=("spiral", "circle", "random", "path", "forage"))
     path_file: str = setting("", "Recorded path to follow (TUM 't x y z qx qy qz qw' or CSV "
                              "'t,x,y'); used by controller=path")
     seed: int = setting(0, "Seed of the random exploration controller", low=0)
@@ -28,6 +29,19 @@ class ControllerConfig:
                                      "(radians)", low=0.0)
     random_radius: float = setting(400.0, "Random exploration turns back beyond this distance "
                                    "from the start", low=0.0, low_exclusive=True)
+    forage_speed: float = setting(20.0, "Forager: world units per step on a trip, half that "
+                                  "exploring (a step costs the same health however long; keep "
+                                  "it at or below the localizer's max_action_norm)", low=0.0,
+                                  low_exclusive=True)
+    forage_hungry_below: float = setting(
+        0.8, "Forager: goes to eat below this share of the best health it has had", low=0.0,
+        high=1.0)
+    forage_pose_source: str = setting(
+        "pose", "Forager, ROS node: where it learns its position: pose (/tem/pose, the "
+        "localizer's estimate) or odom (/odom, dead reckoning)", choices=("pose", "odom"))
+    forage_wait: float = setting(
+        2.0, "Forager, ROS node, lockstep: seconds to wait for the previous step's pose and "
+        "this step's smell and health before deciding without them (counted)", low=0.0)
 
     def check(self) -> None:
         if self.controller == "path" and not self.path_file:

@@ -1,19 +1,31 @@
-"""ROS 2 node ``spiral_controller``: one /cmd_vel per simulated step, from the /clock alone.
+"""ROS 2 node ``spiral_controller``: one /cmd_vel per simulated step.
 
 For the step a /clock message names (stamp / step_period) it publishes a TwistStamped stamped
 with that step: linear = displacement / step_period (map frame), angular.z = heading change /
-step_period. It never reads the true pose.
+step_period. The traced and random paths need nothing but the clock. The forager
+(``controller: forage``) also listens to what the agent knows: its position (/tem/pose, the
+localizer's estimate, or /odom for dead reckoning), /smell and /treeworld/health. Its command
+for step t uses the estimate of step t - 1 and the smell and health of step t; it waits up to
+``forage_wait`` seconds for them, then decides without what is missing (counted). It never
+reads the true pose.
 """
 from __future__ import annotations
 
 import math
+import time
 
-from geometry_msgs.msg import TwistStamped
+import numpy as np
+from geometry_msgs.msg import PoseWithCovarianceStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32
 
 from spiral_controller.config import ControllerConfig
-from spiral_controller.paths import PathFileError, make_controller
+from spiral_controller.paths import PathFileError, make_controller, senses
 from treeworld_schema import interface as io
 from treeworld_schema.ros import declare_section, run_node
 
@@ -28,9 +40,26 @@ class SpiralControllerNode(Node):
         self.controller = make_controller(self.config)
         self.heading_angle = START_HEADING_ANGLE
         self.next_step = 0
+        self.clock_step = -1                # the newest step /clock named
+        self.waiting_since: float | None = None
         qos = io.step_qos()
         self.publisher = self.create_publisher(TwistStamped, io.CMD_VEL, qos)
         self.create_subscription(Clock, io.CLOCK, self.on_clock, qos)
+        self.sensing = senses(self.controller)
+        if self.sensing:
+            self.poses: dict[int, np.ndarray] = {}     # step -> estimated (x, y)
+            self.smells: dict[int, np.ndarray] = {}
+            self.healths: dict[int, float] = {}
+            self.health_count = 0
+            self.stale_poses = 0
+            if self.config.forage_pose_source == "pose":
+                self.create_subscription(PoseWithCovarianceStamped, io.POSE, self.on_pose, qos)
+            else:
+                self.create_subscription(Odometry, io.ODOM, self.on_pose, qos)
+            self.create_subscription(Image, io.SMELL, self.on_smell, qos)
+            self.create_subscription(Float32, io.HEALTH, self.on_health, qos)
+            self.create_timer(0.05, self.command_when_ready,
+                              clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"controller {self.config.controller}")
 
     def command(self, step: int) -> TwistStamped:
@@ -51,11 +80,62 @@ class SpiralControllerNode(Node):
         return message
 
     def on_clock(self, message: Clock) -> None:
-        step = io.step_of(message.clock, self.config.step_period)
+        self.clock_step = max(self.clock_step, io.step_of(message.clock, self.config.step_period))
+        if self.sensing:
+            self.command_when_ready()
+            return
         # Controllers are asked in order, so a skipped clock still advances their state.
-        while self.next_step <= step:
+        while self.next_step <= self.clock_step:
             self.publisher.publish(self.command(self.next_step))
             self.next_step += 1
+
+    # -- the forager: what the agent knows, by step -----------------------------------------
+    def step_of(self, header) -> int:
+        return io.step_of(header.stamp, self.config.step_period)
+
+    def on_pose(self, message) -> None:
+        position = message.pose.pose.position
+        self.poses[self.step_of(message.header)] = np.array([position.x, position.y])
+        self.command_when_ready()
+
+    def on_smell(self, message: Image) -> None:
+        self.smells[self.step_of(message.header)] = np.frombuffer(message.data, np.float32)
+        self.command_when_ready()
+
+    def on_health(self, message: Float32) -> None:
+        # Float32 has no stamp: health arrives in step order, one per observed step (reliable,
+        # transient-local: none is missed)
+        self.healths[self.health_count] = float(message.data)
+        self.health_count += 1
+        self.command_when_ready()
+
+    def command_when_ready(self) -> None:
+        while self.next_step <= self.clock_step:
+            step = self.next_step
+            complete = (step == 0 or step - 1 in self.poses) and step in self.smells and \
+                step in self.healths
+            if not complete:
+                self.waiting_since = self.waiting_since or time.monotonic()
+                if time.monotonic() - self.waiting_since < self.config.forage_wait:
+                    return
+            self.waiting_since = None
+            self.controller.observe(self.estimate_for(step), self.smells.pop(step, None),
+                                    self.healths.pop(step, None))
+            self.publisher.publish(self.command(step))
+            self.next_step += 1
+            for old in [s for s in self.poses if s < step - 1]:
+                del self.poses[old]
+
+    def estimate_for(self, step: int) -> np.ndarray | None:
+        """The estimate of step - 1; a stale one (older) or none is None: the forager holds
+        its last good estimate, moved by what it commanded since."""
+        if step - 1 in self.poses:
+            return self.poses[step - 1]
+        if step > 0:
+            self.stale_poses += 1
+            self.get_logger().warning(f"no pose for step {step - 1}; holding the last good one "
+                                      f"({self.stale_poses} so far)", throttle_duration_sec=5.0)
+        return None
 
 
 def main(args: list[str] | None = None) -> int:

@@ -13,11 +13,18 @@ from typing import Protocol
 import numpy as np
 
 from spiral_controller.config import ControllerConfig
+from spiral_controller.forager import Forager, ForagerSettings
 
 
 class Controller(Protocol):
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """(displacement, heading) for ``step``; steps are asked for in order 0, 1, 2, ..."""
+
+
+def senses(controller) -> bool:
+    """Whether ``controller`` uses what the agent knows (``observe(estimate, smell, health)``
+    before each step): the forager does, the traced and random paths do not."""
+    return hasattr(controller, "observe")
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -154,4 +161,8 @@ def make_controller(config: ControllerConfig) -> Controller:
     if config.controller == "random":
         return RandomExploration(config.seed, config.random_speed, config.random_turn_std,
                                  config.random_radius)
+    if config.controller == "forage":
+        return Forager(ForagerSettings(
+            speed=config.forage_speed, explore_speed=config.forage_speed / 2,
+            hungry_below=config.forage_hungry_below))
     return RecordedPath(load_path_file(config.path_file))

@@ -163,3 +163,20 @@ def test_console_script_exit_status(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == ("treeworld: error: treeworld_sim.steps: must be >= 1, "
                                      "got 0")
+
+
+def test_bench_accuracy_tables_every_case_and_follows_the_ou_walk(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "accuracy", "--out", str(out), "--steps", "80", "--seeds", "0",
+                 "--scenarios", "ou-walk", "circle", "--noises", "0", "1",
+                 "--localizers", "deadreckoning", "slam"]) == 0
+    results = json.loads((out / "accuracy.json").read_text())
+    assert len(results) == 2 * 2 * 2
+    exact = [r for r in results if r["noise"] == 0 and r["localizer"] == "deadreckoning"]
+    assert all(r["ate"] < 1e-6 for r in exact)
+    noisy = [r for r in results if r["noise"] == 1 and r["localizer"] == "deadreckoning"]
+    assert all(r["ate"] > 0.1 for r in noisy)
+    table = (out / "accuracy.md").read_text()
+    assert table.count("\n| ou-walk |") == 2 and table.count("\n| circle |") == 2
+    assert (out / "accuracy.png").stat().st_size > 10_000
+    assert not list(out.glob("*.csv"))

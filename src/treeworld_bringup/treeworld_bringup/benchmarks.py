@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -58,15 +59,18 @@ def write_path(positions: np.ndarray, file: Path, step_period: float) -> Path:
     return file
 
 
+def ou_walk_file(folder: Path, seed: int) -> Path:
+    return folder / f"ou-walk-{seed}.csv"
+
+
 def case_settings(scenario: str, noise: float, localizer: str, seed: int, steps: int,
                   path_folder: Path) -> Settings:
     defaults = Settings()
     world = dataclasses.replace(defaults.world, seed=seed, odometry_noise=noise, steps=steps)
     if scenario == "ou-walk":
-        path = write_path(ou_walk(seed, steps), path_folder / f"ou-walk-{seed}.csv",
-                          world.step_period)
         controller = dataclasses.replace(defaults.controller, controller="path",
-                                         path_file=str(path), seed=seed)
+                                         path_file=str(ou_walk_file(path_folder, seed)),
+                                         seed=seed)
     else:
         controller = dataclasses.replace(defaults.controller, controller=scenario, seed=seed)
     method = localizer.split("-")[0]
@@ -104,12 +108,17 @@ def accuracy(out: Path, steps: int = STEPS, seeds=SEEDS, scenarios=SCENARIOS, no
              localizers=LOCALIZERS, workers: int | None = None) -> list[dict]:
     """Run every case; write OUT/accuracy.json, accuracy.md and accuracy.png."""
     out.mkdir(parents=True, exist_ok=True)
-    cases = [(s, n, loc, seed, steps, str(out))
-             for s, n, loc, seed in itertools.product(scenarios, noises, localizers, seeds)]
-    workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
-        results = list(tqdm(pool.map(run_case, cases), total=len(cases), desc="accuracy",
-                            unit="run"))
+    with tempfile.TemporaryDirectory(prefix="ou-walk-") as path_folder:
+        # Written once here, not in the workers: many cases read the same seed's path.
+        for seed in seeds:
+            write_path(ou_walk(seed, steps), ou_walk_file(Path(path_folder), seed),
+                       Settings().world.step_period)
+        cases = [(s, n, loc, seed, steps, path_folder)
+                 for s, n, loc, seed in itertools.product(scenarios, noises, localizers, seeds)]
+        workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+            results = list(tqdm(pool.map(run_case, cases), total=len(cases), desc="accuracy",
+                                unit="run"))
     (out / "accuracy.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "accuracy.md").write_text(accuracy_table(results) + "\n")
     plot_accuracy(results, out / "accuracy.png")
@@ -182,6 +191,105 @@ def plot_accuracy(results: list[dict], path: Path) -> None:
     axes[0][0].set_ylabel("ATE, unaligned (world units; mean and range of 3 seeds)")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle("Localization accuracy, 2,000 steps (treeworld bench accuracy)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# -- treeworld bench forage ---------------------------------------------------------------
+
+FORAGE_MODES = ("true-pose", "slam", "deadreckoning", "random")
+FORAGE_NOISES = (0.0, 1.0)
+FORAGE_SEEDS = (0, 1, 2, 3, 4)
+FORAGE_STEPS = 10_000
+
+
+def forage_settings(mode: str, noise: float, seed: int, steps: int) -> Settings:
+    defaults = Settings()
+    world = dataclasses.replace(defaults.world, seed=seed, odometry_noise=noise, steps=steps,
+                                allow_death=True)
+    controller = dataclasses.replace(defaults.controller, seed=seed,
+                                     controller="random" if mode == "random" else "forage")
+    method = "slam" if mode == "slam" else "deadreckoning"
+    localizer = dataclasses.replace(defaults.localizer, method=method, device="cpu", seed=seed,
+                                    odometry_sigma=max(noise, SLAM_MIN_SIGMA))
+    return Settings(world, controller, localizer)
+
+
+def forage_case(case: tuple) -> dict:
+    mode, noise, seed, steps = case
+    recording, _ = run(forage_settings(mode, noise, seed, steps), progress=False,
+                       steer_by_truth=mode == "true-pose")
+    summary = recording.summary
+    return {"mode": mode, "noise": noise, "seed": seed, "steps_survived": recording.steps,
+            "survived": recording.steps == steps and summary["health"] > 0,
+            "mean_health": float(recording.health.mean()), "final_health": summary["health"],
+            "edible_eaten": summary["fruit_eaten"] - summary["poisonous_fruit_eaten"],
+            "poisonous_eaten": summary["poisonous_fruit_eaten"],
+            "health": recording.health[::10].tolist()}
+
+
+def forage(out: Path, steps: int = FORAGE_STEPS, seeds=FORAGE_SEEDS, noises=FORAGE_NOISES,
+           modes=FORAGE_MODES, workers: int | None = None) -> list[dict]:
+    """Every mode at every noise and seed with allow_death; OUT/forage.json, .md, .png."""
+    out.mkdir(parents=True, exist_ok=True)
+    cases = list(itertools.product(modes, noises, seeds, [steps]))
+    workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+        results = list(tqdm(pool.map(forage_case, cases), total=len(cases), desc="forage",
+                            unit="run"))
+    (out / "forage.json").write_text(json.dumps(results) + "\n")
+    (out / "forage.md").write_text(forage_table(results, steps) + "\n")
+    plot_forage(results, out / "forage.png", steps)
+    return results
+
+
+def forage_table(results: list[dict], steps: int) -> str:
+    lines = ["| noise | forager steered by | survived all steps | steps survived (mean) | "
+             "mean health | edible eaten | poisonous eaten | poison per edible |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for noise in sorted({r["noise"] for r in results}):
+        for mode in FORAGE_MODES:
+            group = [r for r in results if r["noise"] == noise and r["mode"] == mode]
+            if not group:
+                continue
+            edible = sum(r["edible_eaten"] for r in group)
+            poison = sum(r["poisonous_eaten"] for r in group)
+            label = {"true-pose": "the true pose (upper bound)",
+                     "random": "(the random controller)"}.get(mode, mode)
+            lines.append(
+                f"| {noise:g} | {label} | {sum(r['survived'] for r in group)} of {len(group)} | "
+                f"{np.mean([r['steps_survived'] for r in group]):,.0f} | "
+                f"{np.mean([r['mean_health'] for r in group]):.0f} | "
+                f"{edible / len(group):.0f} | {poison / len(group):.0f} | "
+                f"{poison / max(edible, 1):.2f} |")
+    return "\n".join(lines)
+
+
+def plot_forage(results: list[dict], path: Path, steps: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noises = sorted({r["noise"] for r in results})
+    fig, axes = plt.subplots(1, len(noises), figsize=(6 * len(noises), 4), sharey=True,
+                             squeeze=False)
+    colours = dict(zip(FORAGE_MODES, ("tab:green", "tab:blue", "tab:orange", "tab:gray")))
+    for ax, noise in zip(axes[0], noises):
+        for r in results:
+            if r["noise"] == noise:
+                ax.plot(np.arange(len(r["health"])) * 10, r["health"], color=colours[r["mode"]],
+                        alpha=0.6, lw=1,
+                        label=r["mode"] if r["seed"] == min(x["seed"] for x in results) else None)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_title(f"odometry noise {noise:g}")
+        ax.set_xlabel("step")
+        ax.set_xlim(0, steps)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("health (the run ends at 0)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Foraging with allow_death: each line one seed (treeworld bench forage)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -215,6 +215,14 @@ def command_bench_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench_forage(args: argparse.Namespace) -> int:
+    results = benchmarks.forage(args.out, steps=args.steps, seeds=args.seeds,
+                                noises=args.noises)
+    print(benchmarks.forage_table(results, args.steps))
+    print(f"results in {args.out}/forage.json, .md, .png")
+    return 0
+
+
 def command_bench_speed(args: argparse.Namespace) -> int:
     result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths)
     print(speed.speed_table(result))
@@ -236,6 +244,14 @@ def add_bench_commands(commands, parser_class) -> None:
     accuracy.add_argument("--localizers", nargs="+", choices=benchmarks.LOCALIZERS,
                           default=list(benchmarks.LOCALIZERS))
     accuracy.set_defaults(handler=command_bench_accuracy)
+    forage_parser = benches.add_parser("forage", help="the forager steered by each localizer")
+    forage_parser.add_argument("--out", type=Path, default=Path("docs/bench"))
+    forage_parser.add_argument("--steps", type=int, default=benchmarks.FORAGE_STEPS)
+    forage_parser.add_argument("--seeds", type=int, nargs="+",
+                               default=list(benchmarks.FORAGE_SEEDS))
+    forage_parser.add_argument("--noises", type=float, nargs="+",
+                               default=list(benchmarks.FORAGE_NOISES))
+    forage_parser.set_defaults(handler=command_bench_forage)
     speed_parser = benches.add_parser("speed", help="latency and memory as the memory grows")
     speed.add_speed_options(speed_parser)
     speed_parser.set_defaults(handler=command_bench_speed)

@@ -239,6 +239,9 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         ([io.RECORDER_PROGRESS] if record else []) + [io.LAUNCHER_PROGRESS]
     world = dataclasses.replace(settings.world, progress_topics=tuple(readers),
                                 exit_when_done=True)
+    if not use_localizer:              # a forager without a localizer steers by odometry
+        settings = dataclasses.replace(settings, controller=dataclasses.replace(
+            settings.controller, forage_pose_source="odom"))
     workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
     parameter_file = workspace / "parameters.yaml"
     parameter_file.write_text(yaml.safe_dump(

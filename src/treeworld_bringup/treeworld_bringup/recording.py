@@ -32,6 +32,7 @@ class Recording:
     belief_stride: int = 4
     grid_extent: float = 1000.0
     summary: dict = field(default_factory=dict)  # world and localizer counters
+    health: np.ndarray | None = None            # (T,) the agent's health at each step
 
     @property
     def steps(self) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from spiral_controller import make_controller
+from spiral_controller import make_controller, senses
 from tem_localizer import Localizer
 from treeworld_bringup.recording import Recording, Scene
 from treeworld_bringup.settings import Settings
@@ -72,18 +72,20 @@ def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
 
 
 def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
-        progress: bool = True, load_map: Path | None = None, save_map: Path | None = None
-        ) -> tuple[Recording, Scene]:
+        progress: bool = True, load_map: Path | None = None, save_map: Path | None = None,
+        steer_by_truth: bool = False) -> tuple[Recording, Scene]:
     """Run ``settings.world.steps`` steps. ``belief_stride`` > 0 keeps every n-th belief.
     slam: ``load_map`` starts in a saved map (the agent first finds itself in it),
-    ``save_map`` writes the map at the end."""
+    ``save_map`` writes the map at the end. ``steer_by_truth`` gives a sensing controller (the
+    forager) the true position instead of the estimate: an upper bound for benchmarks only."""
     world = TreeWorld(settings.world)
     controller = make_controller(settings.controller)
+    sensing = senses(controller)
     localizer = Localizer(settings.localizer) if use_localizer else None
     if load_map is not None:
         localizer.load_map(load_map)
     steps, period = settings.world.steps, settings.world.step_period
-    true_positions = np.zeros((steps, 2))
+    true_positions, healths = np.zeros((steps, 2)), np.zeros(steps)
     estimates = np.zeros((steps, 2)) if localizer else None
     losses = np.full(steps, np.nan) if localizer else None
     frames, origins, places = [], [], []
@@ -95,7 +97,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         if not world.alive:
             break
         record = world.observe()
-        true_positions[step] = record.position
+        true_positions[step], healths[step] = record.position, record.health
         if localizer is not None:
             estimate = localizer.step(record.odometry_position - last_odometry, record.smell)
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
@@ -105,6 +107,12 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             if belief_stride and estimate.belief is not None and step % belief_stride == 0:
                 frames.append(estimate.belief.float().cpu().numpy())
                 origins.append(estimate.origin)
+        if sensing:
+            # as on the ROS graph, the command for this step uses the estimate of the last
+            estimate_before = record.position if steer_by_truth else \
+                (estimates[step - 1] if localizer is not None and step > 0 else None)
+            # the smell as the graph carries it (float32), so both runs decide alike
+            controller.observe(estimate_before, record.smell.astype(np.float32), record.health)
         world.move(*controller(step))
         done += 1
     elapsed = time.perf_counter() - started
@@ -122,5 +130,5 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         losses=None if losses is None else losses[:done],
         belief_frames=np.stack(frames) if frames else None,
         belief_origins=np.array(origins) if frames else None, belief_stride=belief_stride or 4,
-        grid_extent=settings.localizer.extent, summary=summary)
+        grid_extent=settings.localizer.extent, summary=summary, health=healths[:done])
     return recording, scene_of(world)
