@@ -73,9 +73,9 @@ def test_batch_elements_do_not_mix():
 
 
 def test_learned_action_map_trains_through_the_kernel():
-    config = LocalizerConfig(grid_size=41, extent=400.0, sensory_embedding_dim=SMELL_DIM,
-                             learn_action_map=True, train_every=20, device="cpu",
-                             use_memory_to_localize=False)
+    config = LocalizerConfig(method="tem2d", grid_size=41, extent=400.0,
+                             sensory_embedding_dim=SMELL_DIM, learn_action_map=True,
+                             train_every=20, device="cpu", use_memory_to_localize=False)
     localizer = Localizer(config)
     before = localizer.model.action_map.detach().clone()
     coords = spiral(40)
@@ -86,8 +86,8 @@ def test_learned_action_map_trains_through_the_kernel():
     assert not localizer.model.memory.beliefs.requires_grad
 
 
-SMALL = LocalizerConfig(grid_size=41, extent=400.0, sensory_embedding_dim=SMELL_DIM,
-                        device="cpu")
+SMALL = LocalizerConfig(method="tem2d", grid_size=41, extent=400.0,
+                        sensory_embedding_dim=SMELL_DIM, device="cpu")
 
 
 def good_smell():

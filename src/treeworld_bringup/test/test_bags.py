@@ -42,7 +42,8 @@ KILTED = get_typestore(Stores.ROS2_KILTED)
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory) -> Path:
-    """A recorded 200-step live run, memory on, so recall is part of what must reproduce."""
+    """A recorded 200-step live run of the default localizer (slam): its closures and
+    optimizer are part of what must reproduce."""
     out = tmp_path_factory.mktemp("live") / "run"
     result = subprocess.run(
         [*TREEWORLD, "launch", "--steps", str(STEPS), "--controller", "circle",
@@ -57,9 +58,7 @@ def test_recorded_bag_has_every_topic_count_and_type(live_run):
         found = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
         for connection, _, rawdata in reader.messages():
             KILTED.deserialize_cdr(rawdata, connection.msgtype)     # every message decodes
-    # every topic of the stack but slam's /tem/graph (this run localizes with tem2d)
-    assert {t: kind for t, (kind, _) in found.items()} == \
-        {t: kind for t, kind in STACK_TOPICS.items() if t != io.GRAPH}
+    assert {t: kind for t, (kind, _) in found.items()} == STACK_TOPICS
     counts = {t: n for t, (_, n) in found.items()}
     assert counts[io.SMELL] == counts[io.ODOM] == counts[io.POSE] == STEPS
     assert counts[io.BELIEF] == STEPS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from treeworld_bringup.cli import main
-from treeworld_bringup.evaluation import read_tum
+from treeworld_bringup.evaluation import evaluate, format_table, read_tum
 
 TREEWORLD = str(Path(sys.executable).with_name("treeworld"))
 
@@ -43,9 +43,15 @@ def test_same_seed_same_run_other_seed_other_world(tmp_path):
 
     first, second, other = once("a", 3), once("b", 3), once("c", 4)
     assert first[1:] == second[1:]
-    timing = {"elapsed_seconds", "steps_per_second"}
-    strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
+    def strip(metrics):
+        """Everything but wall-clock times."""
+        kept = {k: v for k, v in metrics.items() if k not in {"elapsed_seconds",
+                                                                "steps_per_second"}}
+        kept["slam"] = {k: v for k, v in kept["slam"].items() if k != "optimizer_seconds_total"}
+        return kept
+
     assert strip(first[0]) == strip(second[0])
+    assert first[0]["slam"]["closures_accepted"]
     assert first[1] != other[1]
     assert first[0]["ate_rmse"] > 0
 
@@ -74,6 +80,15 @@ def test_dead_reckoning_baseline_drifts_with_noise(tmp_path):
     noisy = run_ok(["run", "--steps", "300", "--localizer", "deadreckoning",
                     "--action-noise", "1.0", "--out", str(tmp_path / "noisy")])
     assert exact["ate_rmse"] < 1e-9 and noisy["ate_rmse"] > 1.0
+
+
+def test_a_straight_path_has_no_aligned_ate_but_every_other_figure():
+    times = np.arange(50) * 0.1
+    truth = np.column_stack([np.arange(50.0), np.zeros(50)])     # a line: no rotation fits
+    result = evaluate(times, truth, truth + [0.0, 2.0])
+    assert result["ate_rmse"] == pytest.approx(2.0) and result["rpe_rmse"] == pytest.approx(0.0)
+    assert result["ate_rmse_aligned"] is None and result["evaluation"]["ate_aligned"] is None
+    assert format_table(result["evaluation"]).splitlines()[1].split()[2] == "-"
 
 
 def write(path, text):

@@ -2,7 +2,8 @@
 
 ``ate_rmse`` everywhere in the project is the *unaligned* ATE: the belief frame starts at the
 true origin, so any offset is a real localization error. The SE(3)-aligned ATE is reported
-beside it (what evo_ape -a prints).
+beside it (what evo_ape -a prints); it is ``None`` when the true path is a line or a point,
+where no rotation can be fitted.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from evo.core import metrics, sync
+from evo.core import geometry, metrics, sync
 from evo.core.trajectory import PoseTrajectory3D
 from evo.tools import file_interface
 
@@ -54,30 +55,35 @@ def evaluate(timestamps: np.ndarray, truth: np.ndarray, estimate: np.ndarray) ->
     estimated = trajectory(timestamps, estimate)
     ape = _ape(reference, estimated)
     aligned = copy.deepcopy(estimated)
-    aligned.align(reference)
+    try:
+        aligned.align(reference)
+        aligned_statistics = _statistics(_ape(reference, aligned))
+    except geometry.GeometryException:
+        aligned_statistics = None
     rpe = metrics.RPE(metrics.PoseRelation.translation_part, delta=1,
                       delta_unit=metrics.Unit.frames)
     rpe.process_data((reference, estimated))
-    table = {"ate": _statistics(ape), "ate_aligned": _statistics(_ape(reference, aligned)),
+    table = {"ate": _statistics(ape), "ate_aligned": aligned_statistics,
              "rpe": _statistics(rpe)}
     return {
         "ate_rmse": table["ate"]["rmse"],
         "mean_error": table["ate"]["mean"],
         "max_error": table["ate"]["max"],
         "final_error": float(ape.error[-1]),
-        "ate_rmse_aligned": table["ate_aligned"]["rmse"],
+        "ate_rmse_aligned": aligned_statistics and aligned_statistics["rmse"],
         "rpe_rmse": table["rpe"]["rmse"],
         "evaluation": table,
     }
 
 
 def format_table(evaluation: dict) -> str:
-    """The evaluation as a text table (world units)."""
+    """The evaluation as a text table (world units); "-" where a column could not be computed."""
     columns = (("ate", "ATE"), ("ate_aligned", "ATE SE(3)-aligned"), ("rpe", "RPE 1 step"))
     lines = [f"{'':8s}" + "".join(f"{title:>20s}" for _, title in columns)]
     for name in STATISTICS:
-        lines.append(f"{name:8s}" + "".join(f"{evaluation[key][name]:20.4f}"
-                                            for key, _ in columns))
+        lines.append(f"{name:8s}" + "".join(
+            f"{evaluation[key][name]:20.4f}" if evaluation[key] else f"{'-':>20s}"
+            for key, _ in columns))
     return "\n".join(lines)
 
 

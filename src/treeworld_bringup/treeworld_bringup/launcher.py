@@ -208,6 +208,8 @@ class NodeProcesses:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
+                # A stopped child (Ctrl-Z, SIGSTOP) only acts on SIGINT once it runs again.
+                process.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in self.processes.values():
             try:
