@@ -2,24 +2,29 @@
 
 It never sees the true pose or where the trees are. Before each step it is told where its
 localizer thinks it is, what it smells and its health (any of them may be missing), and it
-moves:
+moves. Three parts:
 
-- **Drive.** Hunger is how far health is below the best it has had. Once there is room for a
-  tree's worth of fruit (``hungry_below`` of the best), it goes to eat; otherwise it rests
-  (resting costs half of moving, and fruit eaten at full health is wasted).
-- **A memory of outcomes by place, with the smell there.** Health rising means it ate: an
-  edible place. Health falling by more than a step's cost means poison: a place to stay away
-  from, recognized both by position and by smell (a tree smells of its own kind and name
-  however wrong the estimate is). A place where it ate until the fruit ran out, or where a
-  trip found nothing, is left alone for ``regrow_wait`` steps.
-- **A rule to pick a goal.** Hungry with a known edible place that should have fruit again: go
-  to the nearest, and search around it in a widening spiral (estimate and tree are both a few
-  units off). Otherwise explore: out along a spiral around the start (the smell reaches about
-  a turn's spacing), and where the smell rises steeply, up its gradient (fitted to the last
-  few steps) to the peak, a tree; then back to the spiral.
+- **A drive.** Hungry is health below ``hungry_below`` of the best it has had. Fed, it rests
+  (resting costs half of moving) unless it still knows fewer than ``want_trees`` edible trees:
+  then it explores, for knowing where food is is worth more then. At a tree it stays while
+  each step brings a fruit and there is room for the next one.
+- **A memory of places, in its own (the localizer's) frame, with the smell there.** Where
+  health rose (an edible tree), where it fell by more than a step's cost (poison: given a wide
+  berth, and a smell like the poison's is not homed on), and where homing found nothing
+  (barren, not homed on again). A tree it emptied is left alone until some emptied tree is
+  found to have fruit again (in Tree World all trees refill together), or for ``regrow_wait``
+  steps.
+- **A rule to pick a goal.** Hungry: the nearest edible tree expected to have fruit. If every
+  known tree is empty it explores while health is above ``reserve_below``, and otherwise
+  waits at the nearest known tree for the refill. Exploring follows a widening spiral around
+  the start; where the smell says a tree it does not know is near, it homes in on it (and
+  eats, or learns it is poison).
 
-Every displacement is at most ``speed`` world units (keep it at or below the localizer's
-``max_action_norm``).
+Homing uses the sensor's model: a tree's smell falls off as a Gaussian of distance (to a
+tenth at ``smell_reach``), so the slope of log smell strength, fitted over the last few steps,
+points at the tree and says how far it is (for one Gaussian, centre = here + width^2 * slope).
+Moves zigzag a little so the fit sees both directions. Every move is at most ``speed`` world
+units (keep it at or below the localizer's ``max_action_norm``).
 """
 from __future__ import annotations
 
@@ -29,33 +34,45 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+EDIBLE, POISONOUS, BARREN = "edible", "poisonous", "barren"
+
 
 @dataclass(frozen=True)
 class ForagerSettings:
-    speed: float = 20.0             # world units per step on a trip (a step costs the same
-                                    # health however long it is: travel fast)
-    explore_speed: float = 10.0     # ... when exploring (slow enough not to jump past a tree)
-    hungry_below: float = 0.85      # of the best health: below this there is room for a tree
-    ate_above: float = 5.0          # a health rise of more than this: it ate edible fruit
+    speed: float = 20.0             # world units per step (a step costs the same however long)
+    smell_reach: float = 100.0      # world units where a tree's smell falls to a tenth
+    hungry_below: float = 0.8       # of the best health: below this there is room to eat
+    reserve_below: float = 0.5      # of the best health: below this it waits at a known tree
+    want_trees: int = 10            # explores even when fed until it knows this many edible
+    explore_radius: float = 700.0   # world units: the spiral ends here
+    spiral_spacing: float = 100.0   # world units between the spiral's turns
+    zigzag: float = 0.3             # sideways share of each step, alternating
+    trail_steps: int = 3            # steps the smell slope is fitted over
+    home_steps: int = 12            # steps up the smell where a tree should be ...
+    search_steps: int = 8           # ... then around there before it gives up
+    rest_from_search: int = 10      # steps after a fruitless search before the next one
+    ate_above: float = 5.0          # a health rise above this: it ate edible fruit
     poisoned_below: float = -10.0   # a health change below this: the fruit was poison
-    merge_radius: float = 12.0      # world units: outcomes this close are one place
-    poison_radius: float = 25.0     # world units: kept from remembered poison
-    poison_smell: float = 0.97      # smell this much like a poisonous place's: it is near
-    search_steps: int = 30          # steps of spiral search around a goal before giving up
-    regrow_wait: int = 1000         # steps a harvested or empty place is left alone
-    gradient_steps: int = 6         # steps the smell gradient is fitted over
-    climb_above: float = 0.3        # smell strength per world unit: steep enough to climb
-    climb_steps: int = 15           # steps a climb may take before it gives up
-    spiral_spacing: float = 120.0   # world units between the exploring spiral's turns
+    merge_radius: float = 20.0      # world units: places this close are one place
+    poison_radius: float = 25.0     # world units kept from remembered poison
+    regrow_wait: int = 1000         # steps before an emptied tree is tried again anyway
 
 
 @dataclass
 class Place:
     position: np.ndarray            # (2,) in the forager's (the localizer's) frame
     smell: np.ndarray               # (D,) unit vector of the smell there
-    poisonous: bool
+    kind: str                       # EDIBLE, POISONOUS or BARREN (homing found nothing)
     meals: int = 0
-    empty_since: int | None = None  # harvested or found empty at this step
+    empty_since: int | None = None  # emptied, or found empty, at this step
+
+
+@dataclass
+class Search:
+    """Looking for a tree around ``centre``."""
+    centre: np.ndarray              # (2,) where it should be, in the forager's frame
+    place: Place | None             # the edible tree it is going back to; None: one it smells
+    steps: int = 0                  # steps since it got near ``centre``
 
 
 @dataclass
@@ -64,6 +81,7 @@ class Counters:
     poisonings: int = 0
     trips: int = 0
     empty_trips: int = 0
+    homings: int = 0                # trees smelled and homed in on
     missing_pose: int = 0           # steps without a usable estimate (NaN or none)
     missing_health: int = 0
 
@@ -84,13 +102,16 @@ class Forager:
         self.smell: np.ndarray | None = None
         self.health: float | None = None
         self.best_health: float | None = None
-        self.trail: deque = deque(maxlen=self.settings.gradient_steps)  # (position, strength)
-        self.goal: Place | None = None
-        self.searching = 0                  # steps spent searching around the goal
-        self.feeding = False                # ate last step: stay for the next fruit
+        self.trail: deque = deque(maxlen=self.settings.trail_steps)  # (position, smell)
+        self.width2 = self.settings.smell_reach**2 / (2 * math.log(10))  # Gaussian's sigma^2
+        self.search: Search | None = None   # where it is looking for a tree
+        self.search_ended = -10**9          # when the last fruitless search gave up
+        self.feeding = False                # ate last step: another fruit may be there
+        self.staying = False                # stayed last step for that next fruit
+        self.meal_gain = 0.0                # the largest health rise a fruit has given
         self.step_index = 0
         self.spiral_angle = 0.0             # where exploring is along its spiral
-        self.climb = 0                      # steps spent climbing toward this peak
+        self.side = 1.0                     # which way the next zigzag goes
 
     # -- what the forager is told ----------------------------------------------------------
     def observe(self, estimate, smell, health) -> None:
@@ -101,10 +122,10 @@ class Forager:
             self.position = self.position + self.last_move     # hold it, moved as commanded
         if smell is not None and np.all(np.isfinite(smell)):
             self.smell = np.asarray(smell, dtype=np.float64)
-            self.trail.append((self.position.copy(), float(np.linalg.norm(self.smell))))
+            self.trail.append((self.position.copy(), self.smell))
         if health is None or not math.isfinite(health):
             self.counters.missing_health += 1
-            self.feeding = False
+            self.feeding = self.staying = False
             return
         if self.health is not None:
             self._learn(health - self.health)
@@ -113,139 +134,219 @@ class Forager:
 
     def _learn(self, change: float) -> None:
         settings = self.settings
-        was_feeding, self.feeding = self.feeding, change > settings.ate_above
+        self.feeding = change > settings.ate_above
         if self.feeding:
             self.counters.meals += 1
-            self._remember(poisonous=False).meals += 1
-            if self.goal is not None and not self.goal.poisonous:
-                self.goal = None          # found it
-        elif was_feeding:                 # the fruit ran out: come back when it regrows
-            self._remember(poisonous=False).empty_since = self.step_index
+            self.meal_gain = max(self.meal_gain, change)
+            place = self._remember(EDIBLE)
+            if place.empty_since is not None:       # fruit again: the trees have refilled
+                for other in self.places:
+                    if other.empty_since is not None and other.empty_since < self.step_index:
+                        other.empty_since = None
+            place.meals += 1
+            self.search = None                      # found it
+        elif self.staying:                          # stayed for fruit and none came
+            self._remember(EDIBLE).empty_since = self.step_index
         if change < settings.poisoned_below:
             self.counters.poisonings += 1
-            self._remember(poisonous=True)
-            self.goal = None
+            self._remember(POISONOUS)
+            self.search = None
 
-    def _remember(self, poisonous: bool) -> Place:
+    def _remember(self, kind: str, position: np.ndarray | None = None) -> Place:
+        """The place of this kind here, or a new one."""
+        position = self.position if position is None else position
         for place in self.places:
-            if place.poisonous == poisonous and \
-                    np.linalg.norm(place.position - self.position) < self.settings.merge_radius:
+            if place.kind == kind and \
+                    np.linalg.norm(place.position - position) < self.settings.merge_radius:
                 return place
         direction = self.smell / max(np.linalg.norm(self.smell), 1e-9) \
             if self.smell is not None else np.zeros(1)
-        place = Place(self.position.copy(), direction, poisonous)
+        place = Place(position.copy(), direction, kind)
         self.places.append(place)
         return place
 
     # -- what it does ----------------------------------------------------------------------
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         self.step_index = step
-        if self.feeding:                  # one fruit a step: stay while it lasts
+        # one fruit a step: stay while the tree may have more and there is room for it
+        self.staying = self.feeding and self.health + self.meal_gain <= self.best_health
+        if self.staying:
             return self._move(np.zeros(2))
-        if not self._hungry():
-            self.goal = None
-            return self._move(np.zeros(2))
-        if self.goal is None:
-            self.goal = self._pick_goal()
-            if self.goal is not None:
+        hungry = self._hungry()
+        if self.search is not None and self.search.place is not None and not hungry:
+            self.search = None            # fed on the way: no need to go on
+        if self.search is None and hungry:
+            goal = self._pick_goal()
+            if goal is not None:
+                self.search = Search(goal.position.copy(), goal)
                 self.counters.trips += 1
-                self.searching = 0
-        move = self._toward_goal() if self.goal is not None else self._explore()
-        return self._move(self._avoid_poison(move))
+        exploring = hungry or self._still_exploring()
+        if self.search is None and exploring and \
+                step - self.search_ended >= self.settings.rest_from_search:
+            peak = self._smelled_tree()
+            if peak is not None and not self._known(peak) and not self._smells_poisonous():
+                self.search = Search(peak, None)
+                self.counters.homings += 1
+        if self.search is not None:
+            return self._move(self._searching())
+        if exploring:
+            return self._move(self._along_spiral())
+        return self._move(np.zeros(2))
 
     def _hungry(self) -> bool:
         if self.health is None:           # unknown is not starving: keep looking for food
             return True
         return self.health < self.settings.hungry_below * self.best_health
 
+    def _low(self) -> bool:
+        """Too low to spend on exploring when every known tree is empty."""
+        return self.health is not None and \
+            self.health < self.settings.reserve_below * self.best_health
+
+    def _still_exploring(self) -> bool:
+        trees = sum(p.kind == EDIBLE for p in self.places)
+        radius = self.settings.spiral_spacing * self.spiral_angle / (2 * math.pi)
+        return trees < self.settings.want_trees and radius < self.settings.explore_radius
+
+    def _ready(self, place: Place) -> bool:
+        return place.empty_since is None or \
+            self.step_index - place.empty_since >= self.settings.regrow_wait
+
     def _pick_goal(self) -> Place | None:
-        ready = [p for p in self.places if not p.poisonous and p.meals and (
-            p.empty_since is None or self.step_index - p.empty_since >= self.settings.regrow_wait)]
-        if not ready:
+        """The nearest edible tree expected to have fruit; when none is and exploring is over,
+        the nearest edible tree to wait at (resting there costs half of searching, and all
+        trees refill together)."""
+        edible = [p for p in self.places if p.kind == EDIBLE]
+        ready = [p for p in edible if self._ready(p)]
+        if not ready and self._still_exploring() and not self._low():
             return None
-        return min(ready, key=lambda p: float(np.linalg.norm(p.position - self.position)))
+        return min(ready or edible, key=lambda p: float(np.linalg.norm(p.position - self.position)),
+                   default=None)
 
-    def _toward_goal(self) -> np.ndarray:
-        settings = self.settings
-        offset = self.goal.position - self.position
-        distance = float(np.hypot(*offset))
-        if self.searching == 0 and distance > settings.speed / 2:
-            return offset / distance * min(settings.speed, distance)
-        # there (by the estimate): search in a widening spiral around it
-        self.searching += 1
-        if self.searching > settings.search_steps:
-            self.goal.empty_since = self.step_index
+    def _known(self, position: np.ndarray) -> bool:
+        """A tree it knows, or a place where it found none, is near ``position``."""
+        return any(np.linalg.norm(p.position - position) <
+                   self.settings.merge_radius * (2.0 if p.kind == BARREN else 1.5)
+                   for p in self.places)
+
+    def _smells_poisonous(self) -> bool:
+        """Whether the smell here is more like the smells at the poisonous trees it has met
+        than like those at the edible ones (trees of a kind share a word of their smell)."""
+        kinds = {kind: [p.smell for p in self.places if p.kind == kind and
+                        self.smell is not None and p.smell.shape == self.smell.shape]
+                 for kind in (EDIBLE, POISONOUS)}
+        if not kinds[EDIBLE] or not kinds[POISONOUS]:
+            return False
+        direction = np.mean(kinds[POISONOUS], axis=0) - np.mean(kinds[EDIBLE], axis=0)
+        middle = (np.mean(kinds[POISONOUS], axis=0) + np.mean(kinds[EDIBLE], axis=0)) / 2
+        here = self.smell / max(float(np.linalg.norm(self.smell)), 1e-9)
+        return float((here - middle) @ direction) > 0
+
+    def _searching(self) -> np.ndarray:
+        """To a remembered tree: to where it ate there (a smell peak can lie between trees);
+        waits there if the tree was emptied. To a smelled tree: up the smell for
+        ``home_steps``. Then around the centre in a widening spiral; then give up."""
+        settings, search = self.settings, self.search
+        distance = float(np.linalg.norm(search.centre - self.position))
+        if search.steps == 0 and distance > (2.0 if search.place else settings.smell_reach / 2):
+            return self._step_toward(search.centre)
+        search.steps += 1
+        if search.place is None and search.steps <= settings.home_steps:
+            peak = self._smelled_tree()
+            if peak is not None and not self._known(peak) and \
+                    float(np.linalg.norm(peak - self.position)) > 2.0:
+                search.centre = peak
+                return self._step_toward(peak)
+            search.steps = settings.home_steps + 1      # the smell leads nowhere new: look round
+        turn = search.steps - (0 if search.place else settings.home_steps)
+        if search.place is not None and search.place.empty_since is not None and \
+                turn <= settings.regrow_wait:
+            return np.zeros(2)            # waiting at an emptied tree for the refill
+        if turn <= settings.search_steps:
+            return self._step_toward(search.centre + 2.5 * turn * np.array(
+                [math.cos(turn), math.sin(turn)]))
+        if search.place is not None:      # no fruit there now
+            search.place.empty_since = self.step_index
             self.counters.empty_trips += 1
-            self.goal = None
-            return self._explore()
-        angle = self.searching * 0.8
-        target = self.goal.position + (1.5 + 0.4 * self.searching) * np.array(
-            [math.cos(angle), math.sin(angle)])
-        step = target - self.position
-        length = float(np.hypot(*step))
-        return step / length * min(settings.speed, length) if length > 1e-9 else np.zeros(2)
-
-    def _explore(self) -> np.ndarray:
-        """Out along a spiral around the start (the smell reaches about a spiral turn's
-        spacing, so no tree is missed); where the smell rises steeply, up its fitted gradient
-        to the peak (a tree), then back to the spiral."""
-        settings = self.settings
-        gradient = self._gradient()
-        climbing = gradient is not None and float(np.hypot(*gradient)) > settings.climb_above
-        if climbing and not self._near_known() and self.climb < settings.climb_steps:
-            self.climb += 1
-            return settings.explore_speed * gradient / float(np.hypot(*gradient))
-        if not climbing:
-            self.climb = 0
+        else:                             # no tree there
+            self._remember(BARREN, search.centre)
+        self.search, self.search_ended = None, self.step_index
         return self._along_spiral()
 
+    def _smelled_tree(self) -> np.ndarray | None:
+        """Where the smell says the nearest strong tree is. Near a tree the smell is
+        kernel(distance) * (that tree's vector) plus words that do not change as the agent
+        moves (the fruit count), nearly orthogonal to it: projected on the direction the
+        smell changed along the trail, only the kernel term is left. A plane fitted to the
+        log of that projection gives the slope; a Gaussian of known width is centred at
+        here + width^2 * slope. None when the trail is too straight, the smell did not
+        change, or the tree is too far."""
+        if len(self.trail) < 3:
+            return None
+        positions = np.array([p for p, _ in self.trail])
+        smells = np.array([s for _, s in self.trail])
+        change = smells[-1] - smells[0]
+        if float(np.linalg.norm(change)) < 1e-6:
+            return None
+        kernel = smells @ change
+        kernel = kernel if kernel.sum() > 0 else -kernel
+        if kernel.min() <= 0:
+            return None                   # more than one tree's smell changed
+        logs = np.log(kernel)
+        centred = positions - positions.mean(axis=0)
+        if np.linalg.svd(centred, compute_uv=False)[-1] < 1.0:
+            return None                   # a straight trail: only the slope along it
+        slope, *_ = np.linalg.lstsq(centred, logs - logs.mean(), rcond=None)
+        offset = self.width2 * slope
+        if float(np.hypot(*offset)) > self.settings.smell_reach:
+            return None
+        return self.position + offset
+
     def _along_spiral(self) -> np.ndarray:
-        """Toward the next point of an Archimedean spiral around the start,
-        ``spiral_spacing`` between turns, at ``explore_speed``."""
+        """Toward the next point of an Archimedean spiral around the start, ``spiral_spacing``
+        between turns (the smell reaches about that far, so no tree is missed)."""
         settings = self.settings
         while True:
             radius = settings.spiral_spacing * self.spiral_angle / (2 * math.pi)
             target = radius * np.array([math.cos(self.spiral_angle),
                                         math.sin(self.spiral_angle)])
-            offset = target - self.position
-            distance = float(np.hypot(*offset))
-            if distance > settings.explore_speed / 2:
-                return offset / distance * min(settings.explore_speed, distance)
-            self.spiral_angle += settings.explore_speed / max(radius, settings.explore_speed)
+            if float(np.linalg.norm(target - self.position)) > settings.speed / 2 and \
+                    not self._near_poison(target):
+                return self._step_toward(target)
+            self.spiral_angle += settings.speed / max(radius, settings.speed)
 
-    def _near_known(self) -> bool:
-        """Near a place it knows: its peak is no news."""
-        return any(np.linalg.norm(p.position - self.position) < 2 * self.settings.merge_radius
-                   for p in self.places)
+    def _step_toward(self, target: np.ndarray) -> np.ndarray:
+        """At most ``speed`` toward ``target``, with a small alternating sideways step so the
+        smell is sampled off the line too."""
+        offset = target - self.position
+        distance = float(np.hypot(*offset))
+        if distance < 1e-9:
+            return np.zeros(2)
+        along = offset / distance
+        self.side = -self.side
+        forward = along * min(self.settings.speed, distance)
+        move = forward + self.side * self.settings.zigzag * np.array([-forward[1], forward[0]])
+        length = float(np.hypot(*move))
+        return self._avoid_poison(move / length * min(self.settings.speed, length), target)
 
-    def _gradient(self) -> np.ndarray | None:
-        """The smell strength's gradient (per world unit), a plane fitted to the trail."""
-        if len(self.trail) < 3:
-            return None
-        positions = np.array([p for p, _ in self.trail])
-        strengths = np.array([s for _, s in self.trail])
-        centred = positions - positions.mean(axis=0)
-        if np.linalg.matrix_rank(centred, tol=1e-6) < 2:
-            return None                   # a straight trail: only the slope along it
-        solution, *_ = np.linalg.lstsq(centred, strengths - strengths.mean(), rcond=None)
-        return solution
+    def _near_poison(self, position: np.ndarray) -> bool:
+        return any(p.kind == POISONOUS and float(np.linalg.norm(p.position - position)) <
+                   self.settings.poison_radius for p in self.places)
 
-    def _avoid_poison(self, move: np.ndarray) -> np.ndarray:
-        """Bend ``move`` away from remembered poison: near its position, or wherever the smell
-        says that tree is close."""
+    def _avoid_poison(self, move: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Bend ``move`` away from remembered poison (bending, not reversing: a reversal
+        toward a goal behind the tree would undo itself the next step). The berth is kept
+        smaller than the poison's distance to ``target``, so a goal beside it is reached."""
         settings = self.settings
         for place in self.places:
-            if not place.poisonous:
+            if place.kind != POISONOUS:
                 continue
             away = self.position + move - place.position
             distance = float(np.hypot(*away))
-            near_by_smell = self.smell is not None and place.smell.shape == self.smell.shape \
-                and float(place.smell @ self.smell) / max(np.linalg.norm(self.smell), 1e-9) > \
-                settings.poison_smell
-            if near_by_smell:             # back the way it came
-                move = -self.last_move if np.hypot(*self.last_move) > 1e-9 else -move
-            elif distance < settings.poison_radius:
-                move = move + away / max(distance, 1e-9) * (settings.poison_radius - distance)
+            berth = min(settings.poison_radius,
+                        0.7 * float(np.linalg.norm(target - place.position)))
+            if distance < berth:
+                move = move + away / max(distance, 1e-9) * (berth - distance)
         length = float(np.hypot(*move))
         return move / length * min(settings.speed, length) if length > 1e-9 else move
 

@@ -163,6 +163,6 @@ def make_controller(config: ControllerConfig) -> Controller:
                                  config.random_radius)
     if config.controller == "forage":
         return Forager(ForagerSettings(
-            speed=config.forage_speed, explore_speed=config.forage_speed / 2,
+            speed=config.forage_speed,
             hungry_below=config.forage_hungry_below))
     return RecordedPath(load_path_file(config.path_file))
