@@ -29,12 +29,11 @@ class ControllerConfig:
                                      "(radians)", low=0.0)
     random_radius: float = setting(400.0, "Random exploration turns back beyond this distance "
                                    "from the start", low=0.0, low_exclusive=True)
-    forage_speed: float = setting(20.0, "Forager: world units per step on a trip, half that "
-                                  "exploring (a step costs the same health however long; keep "
-                                  "it at or below the localizer's max_action_norm)", low=0.0,
-                                  low_exclusive=True)
+    forage_speed: float = setting(20.0, "Forager: world units per step (a step costs the same "
+                                  "health however long; keep it at or below the localizer's "
+                                  "max_action_norm)", low=0.0, low_exclusive=True)
     forage_hungry_below: float = setting(
-        0.8, "Forager: goes to eat below this share of the best health it has had", low=0.0,
+        0.85, "Forager: goes to eat below this share of the best health it has had", low=0.0,
         high=1.0)
     forage_pose_source: str = setting(
         "pose", "Forager, ROS node: where it learns its position: pose (/tem/pose, the "

@@ -41,8 +41,8 @@ EDIBLE, POISONOUS, BARREN = "edible", "poisonous", "barren"
 class ForagerSettings:
     speed: float = 20.0             # world units per step (a step costs the same however long)
     smell_reach: float = 100.0      # world units where a tree's smell falls to a tenth
-    hungry_below: float = 0.8       # of the best health: below this there is room to eat
-    reserve_below: float = 0.5      # of the best health: below this it waits at a known tree
+    hungry_below: float = 0.85      # of the best health: below this there is room to eat
+    reserve_below: float = 0.4      # of the best health: below this it waits at a known tree
     want_trees: int = 10            # explores even when fed until it knows this many edible
     explore_radius: float = 700.0   # world units: the spiral ends here
     spiral_spacing: float = 100.0   # world units between the spiral's turns
@@ -143,7 +143,8 @@ class Forager:
                 for other in self.places:
                     if other.empty_since is not None and other.empty_since < self.step_index:
                         other.empty_since = None
-            place.meals += 1
+            place.meals += 1             # the tree is nearer the middle of where it ate
+            place.position = place.position + (self.position - place.position) / place.meals
             self.search = None                      # found it
         elif self.staying:                          # stayed for fruit and none came
             self._remember(EDIBLE).empty_since = self.step_index
@@ -226,7 +227,7 @@ class Forager:
     def _known(self, position: np.ndarray) -> bool:
         """A tree it knows, or a place where it found none, is near ``position``."""
         return any(np.linalg.norm(p.position - position) <
-                   self.settings.merge_radius * (2.0 if p.kind == BARREN else 1.5)
+                   self.settings.merge_radius * (1.0 if p.kind == BARREN else 1.5)
                    for p in self.places)
 
     def _smells_poisonous(self) -> bool:
@@ -317,7 +318,7 @@ class Forager:
 
     def _step_toward(self, target: np.ndarray) -> np.ndarray:
         """At most ``speed`` toward ``target``, with a small alternating sideways step so the
-        smell is sampled off the line too."""
+        smell is sampled off the line too (not on the last step: that one lands on it)."""
         offset = target - self.position
         distance = float(np.hypot(*offset))
         if distance < 1e-9:
@@ -325,7 +326,8 @@ class Forager:
         along = offset / distance
         self.side = -self.side
         forward = along * min(self.settings.speed, distance)
-        move = forward + self.side * self.settings.zigzag * np.array([-forward[1], forward[0]])
+        zigzag = self.settings.zigzag if distance > self.settings.speed else 0.0
+        move = forward + self.side * zigzag * np.array([-forward[1], forward[0]])
         length = float(np.hypot(*move))
         return self._avoid_poison(move / length * min(self.settings.speed, length), target)
 

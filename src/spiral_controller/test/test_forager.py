@@ -109,12 +109,12 @@ def test_every_tree_empty_it_explores_while_it_can_afford_to_and_then_waits_at_o
     forager.position, forager.step_index = np.zeros(2), 10
     forager.health, forager.best_health = 700.0, 1000.0
     assert forager._pick_goal() is None                # explore: it knows too few trees
-    forager.health = 400.0                             # below reserve_below of the best
+    forager.health = 300.0                             # below reserve_below of the best
     assert forager._pick_goal() is near
     forager.search = None
-    forager.observe(np.zeros(2), SMELL, 399.0)
+    forager.observe(np.zeros(2), SMELL, 299.0)
     for step in range(11, 20):                         # go there and wait, resting
-        forager.observe(forager.position + forager.last_move, SMELL, 399.0 - step)
+        forager.observe(forager.position + forager.last_move, SMELL, 299.0 - step)
         move, _ = forager(step)
     np.testing.assert_allclose(forager.position, [-60, 0], atol=2.0)
     assert np.allclose(move, 0) and forager.search.place is near

@@ -124,8 +124,9 @@ def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarr
         return Rejection("ambiguous")
     old_place = int(found[best])
     offset = _sub_step(places, old_place, current, recent, distance[best], settings)
-    along = path[-1] - path[0]
-    along = along / max(np.linalg.norm(along), 1e-9)
+    # the direction the window moved in most (not its net displacement: a window that went
+    # out and back, as a forager does at a tree, has none)
+    along = np.linalg.svd(np.diff(path, axis=0))[2][0]
     across = np.array([-along[1], along[0]])
     sigma = max(distance[best] / gradient, settings.min_sigma)
     covariance = sigma**2 * np.outer(along, along) + \

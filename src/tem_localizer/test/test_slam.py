@@ -85,6 +85,19 @@ def test_a_retrace_closes_the_loop_at_the_start():
     assert errors[75:].max() < 1.0
 
 
+def test_pacing_back_and_forth_over_mapped_ground_keeps_the_estimate():
+    """A lap, then 300 steps to and fro between two points of it (a forager at a tree): a
+    window that ends where it began has no net direction, yet its closures must be usable."""
+    lap = circle(laps=1)
+    pacing = np.array([lap[10], lap[11]] * 150)
+    path = np.concatenate([lap, pacing])
+    slam = Slam(DIM, settings())
+    estimates = drive(slam, path, {5: np.array([0.0, 2.0])})
+    assert np.isfinite(estimates).all()
+    assert sum(slam.counters.accepted.values()) >= 1
+    assert np.linalg.norm(estimates - path, axis=1)[-100:].max() < 1.0
+
+
 @pytest.mark.parametrize("shape", ["crossing", "circle"])
 def test_exact_odometry_stays_exact(shape):
     path = polyline([(-40, 0), (40, 0), (40, 100), (0, 100), (0, -40)]) \
