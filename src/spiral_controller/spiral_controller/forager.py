@@ -16,9 +16,12 @@ moves. Three parts:
   steps.
 - **A rule to pick a goal.** Hungry: the nearest edible tree expected to have fruit. If every
   known tree is empty it explores while health is above ``reserve_below``, and otherwise
-  waits at the nearest known tree for the refill. Exploring follows a widening spiral around
-  the start; where the smell says a tree it does not know is near, it homes in on it (and
-  eats, or learns it is poison).
+  waits at a known tree for the refill: at rest the smell changes only when a fruit count
+  does, so a changed smell with no meal says the trees refilled and this one stands a little
+  off the remembered place (the estimate drifted): it looks around. After ``wait_steps``
+  with no change it tries another tree. Exploring follows a widening spiral around the
+  start; where the smell says a tree it does not know is near, it homes in on it (and eats,
+  or learns it is poison).
 
 Homing uses the sensor's model: a tree's smell falls off as a Gaussian of distance (to a
 tenth at ``smell_reach``), so the slope of log smell strength, fitted over the last few steps,
@@ -49,12 +52,14 @@ class ForagerSettings:
     zigzag: float = 0.3             # sideways share of each step, alternating
     trail_steps: int = 3            # steps the smell slope is fitted over
     home_steps: int = 12            # steps up the smell where a tree should be ...
-    search_steps: int = 8           # ... then around there before it gives up
+    search_steps: int = 8           # ... then around there before it gives up (a smelled
+    revisit_search_steps: int = 12  # tree; a remembered one, which the estimate's drift moves)
     rest_from_search: int = 10      # steps after a fruitless search before the next one
     ate_above: float = 5.0          # a health rise above this: it ate edible fruit
     poisoned_below: float = -10.0   # a health change below this: the fruit was poison
     merge_radius: float = 20.0      # world units: places this close are one place
     poison_radius: float = 25.0     # world units kept from remembered poison
+    wait_steps: int = 250           # waits this long at one emptied tree, then tries another
     regrow_wait: int = 1000         # steps before an emptied tree is tried again anyway
 
 
@@ -65,6 +70,7 @@ class Place:
     kind: str                       # EDIBLE, POISONOUS or BARREN (homing found nothing)
     meals: int = 0
     empty_since: int | None = None  # emptied, or found empty, at this step
+    waited_at: int = -10**9         # when it last gave up waiting here
 
 
 @dataclass
@@ -73,6 +79,7 @@ class Search:
     centre: np.ndarray              # (2,) where it should be, in the forager's frame
     place: Place | None             # the edible tree it is going back to; None: one it smells
     steps: int = 0                  # steps since it got near ``centre``
+    smell_waiting: np.ndarray | None = None   # the smell when it began to wait there
 
 
 @dataclass
@@ -89,7 +96,9 @@ class Counters:
 @dataclass
 class Forager:
     """Call ``observe(estimate, smell, health)`` before each ``forager(step)``; any of them may
-    be None (unknown)."""
+    be None (unknown). The estimate is of the step before (in lockstep the localizer has not
+    seen this step when the command for it is due), so the forager adds the move it
+    commanded since; smell and health are of this step."""
 
     settings: ForagerSettings = ForagerSettings()
     places: list[Place] = field(default_factory=list)
@@ -116,7 +125,7 @@ class Forager:
     # -- what the forager is told ----------------------------------------------------------
     def observe(self, estimate, smell, health) -> None:
         if estimate is not None and np.all(np.isfinite(estimate)):
-            self.position = np.asarray(estimate, dtype=np.float64).copy()
+            self.position = np.asarray(estimate, dtype=np.float64) + self.last_move
         else:
             self.counters.missing_pose += 1
             self.position = self.position + self.last_move     # hold it, moved as commanded
@@ -140,9 +149,7 @@ class Forager:
             self.meal_gain = max(self.meal_gain, change)
             place = self._remember(EDIBLE)
             if place.empty_since is not None:       # fruit again: the trees have refilled
-                for other in self.places:
-                    if other.empty_since is not None and other.empty_since < self.step_index:
-                        other.empty_since = None
+                self._refilled()
             place.meals += 1             # the tree is nearer the middle of where it ate
             place.position = place.position + (self.position - place.position) / place.meals
             self.search = None                      # found it
@@ -152,6 +159,11 @@ class Forager:
             self.counters.poisonings += 1
             self._remember(POISONOUS)
             self.search = None
+
+    def _refilled(self) -> None:
+        for place in self.places:
+            if place.empty_since is not None and place.empty_since < self.step_index:
+                place.empty_since = None
 
     def _remember(self, kind: str, position: np.ndarray | None = None) -> Place:
         """The place of this kind here, or a new one."""
@@ -215,14 +227,19 @@ class Forager:
 
     def _pick_goal(self) -> Place | None:
         """The nearest edible tree expected to have fruit; when none is and exploring is over,
-        the nearest edible tree to wait at (resting there costs half of searching, and all
-        trees refill together)."""
+        an edible tree to wait at (resting there costs half of searching, and all trees
+        refill together): the one waited at longest ago, nearest first, for a remembered
+        place may be off the tree by the estimate's drift and a refill there never seen."""
         edible = [p for p in self.places if p.kind == EDIBLE]
         ready = [p for p in edible if self._ready(p)]
-        if not ready and self._still_exploring() and not self._low():
+        if ready:
+            return min(ready, key=self._distance)
+        if self._still_exploring() and not self._low():
             return None
-        return min(ready or edible, key=lambda p: float(np.linalg.norm(p.position - self.position)),
-                   default=None)
+        return min(edible, key=lambda p: (p.waited_at, self._distance(p)), default=None)
+
+    def _distance(self, place: Place) -> float:
+        return float(np.linalg.norm(place.position - self.position))
 
     def _known(self, position: np.ndarray) -> bool:
         """A tree it knows, or a place where it found none, is near ``position``."""
@@ -260,10 +277,20 @@ class Forager:
                 return self._step_toward(peak)
             search.steps = settings.home_steps + 1      # the smell leads nowhere new: look round
         turn = search.steps - (0 if search.place else settings.home_steps)
-        if search.place is not None and search.place.empty_since is not None and \
-                turn <= settings.regrow_wait:
-            return np.zeros(2)            # waiting at an emptied tree for the refill
-        if turn <= settings.search_steps:
+        if search.place is not None and search.place.empty_since is not None:
+            # waiting at an emptied tree for the refill. At rest the smell changes only when
+            # the nearest tree's fruit count does: then the trees have refilled, and if no
+            # meal came the tree is not quite where it was remembered: look around
+            if search.smell_waiting is None or not self._smell_changed(search.smell_waiting):
+                if search.smell_waiting is None:
+                    search.smell_waiting = self.smell
+                if turn > settings.wait_steps:       # try another tree
+                    search.place.waited_at = self.step_index
+                    self.search = None
+                return np.zeros(2)
+            self._refilled()
+            search.steps = turn = 0
+        if turn <= (settings.revisit_search_steps if search.place else settings.search_steps):
             return self._step_toward(search.centre + 2.5 * turn * np.array(
                 [math.cos(turn), math.sin(turn)]))
         if search.place is not None:      # no fruit there now
@@ -273,6 +300,12 @@ class Forager:
             self._remember(BARREN, search.centre)
         self.search, self.search_ended = None, self.step_index
         return self._along_spiral()
+
+    def _smell_changed(self, before: np.ndarray | None) -> bool:
+        if before is None or self.smell is None or before.shape != self.smell.shape:
+            return False
+        return float(np.linalg.norm(self.smell - before)) > \
+            1e-3 * max(float(np.linalg.norm(before)), 1e-9)
 
     def _smelled_tree(self) -> np.ndarray | None:
         """Where the smell says the nearest strong tree is. Near a tree the smell is

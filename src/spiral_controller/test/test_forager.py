@@ -11,7 +11,8 @@ SMELL = np.ones(8)
 
 
 def fed(forager: Forager, position, health, smell=SMELL, step=0):
-    forager.observe(np.asarray(position, float), smell, health)
+    """Tells it it is at ``position`` (its estimate is of the step before its last move)."""
+    forager.observe(np.asarray(position, float) - forager.last_move, smell, health)
     return forager(step)
 
 
@@ -31,13 +32,15 @@ def hand_made_world(trees, poisonous, seed=0, **config) -> TreeWorld:
 
 
 def forage(world: TreeWorld, forager: Forager, steps: int, start: int = 0) -> list[np.ndarray]:
-    """Steered by the true pose from step ``start``; returns the positions visited."""
-    visited = []
+    """Steered by the true pose of the step before, from step ``start``; returns the
+    positions visited."""
+    visited, before = [], None
     for step in range(start, start + steps):
         record = world.observe()
         if not world.alive:
             break
-        forager.observe(world.position.copy(), record.smell, world.health)
+        forager.observe(before, record.smell, world.health)
+        before = world.position.copy()
         world.move(*forager(step))
         visited.append(world.position.copy())
     return visited
@@ -114,10 +117,41 @@ def test_every_tree_empty_it_explores_while_it_can_afford_to_and_then_waits_at_o
     forager.search = None
     forager.observe(np.zeros(2), SMELL, 299.0)
     for step in range(11, 20):                         # go there and wait, resting
-        forager.observe(forager.position + forager.last_move, SMELL, 299.0 - step)
+        forager.observe(forager.position, SMELL, 299.0 - step)
         move, _ = forager(step)
     np.testing.assert_allclose(forager.position, [-60, 0], atol=2.0)
     assert np.allclose(move, 0) and forager.search.place is near
+
+
+def test_waiting_at_an_emptied_tree_a_change_of_smell_means_the_trees_refilled():
+    """At rest the smell changes only when a fruit count does: no meal came, so the tree is
+    beside the remembered place, not on it. It looks around, and every tree is ready again."""
+    forager = Forager(settings=ForagerSettings(want_trees=1))
+    here, other = knows(forager, [0, 0], [200, 0])
+    here.empty_since = other.empty_since = 5
+    fed(forager, [0, 0], 300.0, step=10)
+    forager.best_health = 1000.0                       # hungry, and too low to explore
+    for step in range(11, 40):
+        move, _ = fed(forager, forager.position + forager.last_move, 300.0 - step, step=step)
+        assert np.allclose(move, 0) and forager.search.place is here
+    refilled = SMELL + np.eye(8)[3]                    # the fruit-count word changed
+    move, _ = fed(forager, forager.position, 260.0, smell=refilled, step=40)
+    assert here.empty_since is None and other.empty_since is None
+    for step in range(41, 46):
+        move, _ = fed(forager, forager.position + move, 300.0 - step, smell=refilled, step=step)
+        assert 0 < np.hypot(*move) and np.linalg.norm(forager.position) < 40
+
+
+def test_a_wait_that_brings_nothing_moves_on_to_another_tree():
+    forager = Forager(settings=ForagerSettings(want_trees=1, wait_steps=30))
+    first, second = knows(forager, [0, 0], [60, 0])
+    first.empty_since = second.empty_since = 0
+    forager.best_health, position = 1000.0, np.zeros(2)
+    for step in range(1, 60):
+        move, _ = fed(forager, position, 300.0, step=step)
+        position = position + move
+    assert first.waited_at > 0 and forager.search.place is second
+    assert np.linalg.norm(position - [60, 0]) < 2.0
 
 
 def test_fed_it_rests_once_it_knows_enough_trees_and_explores_until_then():

@@ -109,8 +109,9 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
                 origins.append(estimate.origin)
         if sensing:
             # as on the ROS graph, the command for this step uses the estimate of the last
-            estimate_before = record.position if steer_by_truth else \
-                (estimates[step - 1] if localizer is not None and step > 0 else None)
+            # (the true pose of the last, for the upper bound)
+            before = true_positions if steer_by_truth else estimates
+            estimate_before = before[step - 1] if before is not None and step > 0 else None
             # the smell as the graph carries it (float32), so both runs decide alike
             controller.observe(estimate_before, record.smell.astype(np.float32), record.health)
         world.move(*controller(step))

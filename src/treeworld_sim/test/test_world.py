@@ -126,6 +126,9 @@ def test_agent_moves_exactly_while_odometry_is_noisy():
     drift = noisy.odometry_position - noisy.position
     assert 3.0 < np.hypot(*drift) < 40.0      # ~ sqrt(2 * 100) = 14 expected
     assert noisy.total_movement == pytest.approx(500.0)
+    at_rest = noisy.odometry_position.copy()
+    walk(noisy, np.zeros((50, 2)))                 # wheels at rest do not tick
+    np.testing.assert_array_equal(noisy.odometry_position, at_rest)
 
 
 def test_health_costs_and_death():

@@ -124,7 +124,7 @@ class TreeWorld:
             self.heading = np.asarray(heading, dtype=np.float64) / heading_norm
         self.total_movement += distance
         measured = displacement
-        if self.config.odometry_noise > 0:
+        if self.config.odometry_noise > 0 and distance > 0:   # wheels at rest do not tick
             measured = displacement + self.generator.normal(0.0, self.config.odometry_noise, 2)
         self.odometry_position = self.odometry_position + measured
         self.step_index += 1
