@@ -59,8 +59,8 @@ class WorldConfig:
     rate_hz: float = setting(10.0, "ROS node, real-time mode: steps per wall-clock second",
                              low=0.0, low_exclusive=True)
     odometry_noise: float = setting(
-        0.0, "Std. dev. of the odometry error per axis per step (world units); the agent moves "
-        "exactly, only what it measures is noisy", low=0.0)
+        0.0, "Std. dev. of the odometry error per axis per moving step (world units; none at "
+        "rest); the agent moves exactly, only what it measures is noisy", low=0.0)
 
     def check(self) -> None:
         from treeworld_schema import ConfigError
