@@ -57,6 +57,7 @@ class ForagerSettings:
     rest_from_search: int = 10      # steps after a fruitless search before the next one
     ate_above: float = 5.0          # a health rise above this: it ate edible fruit
     poisoned_below: float = -10.0   # a health change below this: the fruit was poison
+    recent_weight: float = 0.5      # a meal's least pull on where its tree is remembered
     merge_radius: float = 20.0      # world units: places this close are one place
     poison_radius: float = 25.0     # world units kept from remembered poison
     wait_steps: int = 250           # waits this long at one emptied tree, then tries another
@@ -151,7 +152,8 @@ class Forager:
             if place.empty_since is not None:       # fruit again: the trees have refilled
                 self._refilled()
             place.meals += 1             # the tree is nearer the middle of where it ate
-            place.position = place.position + (self.position - place.position) / place.meals
+            place.position = place.position + (self.position - place.position) * \
+                max(1 / place.meals, settings.recent_weight)
             self.search = None                      # found it
         elif self.staying:                          # stayed for fruit and none came
             self._remember(EDIBLE).empty_since = self.step_index
