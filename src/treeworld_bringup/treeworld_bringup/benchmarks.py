@@ -273,22 +273,26 @@ def plot_forage(results: list[dict], path: Path, steps: int) -> None:
     import matplotlib.pyplot as plt
 
     noises = sorted({r["noise"] for r in results})
-    fig, axes = plt.subplots(1, len(noises), figsize=(6 * len(noises), 4), sharey=True,
-                             squeeze=False)
-    colours = dict(zip(FORAGE_MODES, ("tab:green", "tab:blue", "tab:orange", "tab:gray")))
-    for ax, noise in zip(axes[0], noises):
-        for r in results:
-            if r["noise"] == noise:
-                ax.plot(np.arange(len(r["health"])) * 10, r["health"], color=colours[r["mode"]],
-                        alpha=0.6, lw=1,
-                        label=r["mode"] if r["seed"] == min(x["seed"] for x in results) else None)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_title(f"odometry noise {noise:g}")
+    modes = [m for m in FORAGE_MODES if any(r["mode"] == m for r in results)]
+    fig, axes = plt.subplots(len(modes), len(noises), figsize=(6 * len(noises), 2 * len(modes)),
+                             sharex=True, sharey=True, squeeze=False)
+    for row, mode in enumerate(modes):
+        for column, noise in enumerate(noises):
+            ax = axes[row][column]
+            group = [r for r in results if r["noise"] == noise and r["mode"] == mode]
+            for r in group:
+                ax.plot(np.arange(len(r["health"])) * 10, r["health"], lw=1, alpha=0.8,
+                        label=f"seed {r['seed']}")
+            ax.axhline(0, color="k", lw=0.8)
+            ax.set_title(f"{mode}, odometry noise {noise:g}: "
+                         f"{sum(r['survived'] for r in group)} of {len(group)} survive",
+                         fontsize=9)
+            ax.set_xlim(0, steps)
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("health")
+    for ax in axes[-1]:
         ax.set_xlabel("step")
-        ax.set_xlim(0, steps)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("health (the run ends at 0)")
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=7, ncol=2)
     fig.suptitle("Foraging with allow_death: each line one seed (treeworld bench forage)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -122,7 +122,9 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
         ax.set_ylim(*extent(index)[2:])
         step = index * stride
         agent.set_data([marked[step, 0]], [marked[step, 1]])
-        ax.set_title(f"{title}: belief at step {step}", fontsize=9)
+        health = f", health {recording.health[step]:.0f}" \
+            if recording.health is not None and step < len(recording.health) else ""
+        ax.set_title(f"{title}: belief at step {step}{health}", fontsize=9)
         return image, agent
 
     animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
