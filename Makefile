@@ -41,6 +41,7 @@ bench: $(INSTALLED)
 	$(PYTHON) scripts/bench_graph.py
 	$(VENV)/bin/treeworld bench speed --out docs/bench --tem2d-lengths 1000 10000 36000
 	$(VENV)/bin/treeworld bench accuracy --out docs/bench
+	$(VENV)/bin/treeworld bench forage --out docs/bench
 	$(PYTHON) scripts/bench_long_run.py --out docs/bench
 
 clean:

@@ -1,6 +1,7 @@
-"""Benchmark: does the graph hold at length? A long `treeworld launch` (lockstep, circle, memory
-off, every topic recorded): steps/s per 1,000-step window, the localizer's per-step latency over
-the run, and bag bytes per step at two run lengths.
+"""Benchmark: does the graph hold at length? A long `treeworld launch` (lockstep, circle,
+odometry noise 1.0, the default localizer (slam), every topic recorded): steps/s per
+1,000-step window, the localizer's per-step latency over the run, and bag bytes per step at
+two run lengths.
 
     .venv/bin/python scripts/bench_long_run.py [--steps 10000] [--short 1000] [--out docs/bench]
 
@@ -29,10 +30,9 @@ WINDOW = 1000
 
 def settings_for(steps: int) -> Settings:
     defaults = Settings()
-    return Settings(dataclasses.replace(defaults.world, steps=steps),
+    return Settings(dataclasses.replace(defaults.world, steps=steps, odometry_noise=1.0),
                     dataclasses.replace(defaults.controller, controller="circle"),
-                    dataclasses.replace(defaults.localizer, use_memory_to_localize=False,
-                                        device="cpu"))
+                    dataclasses.replace(defaults.localizer, odometry_sigma=1.0, device="cpu"))
 
 
 def run(steps: int) -> dict:

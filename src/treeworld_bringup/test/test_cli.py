@@ -180,6 +180,39 @@ def test_console_script_exit_status(tmp_path):
                                      "got 0")
 
 
+def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "speed", "--out", str(out), "--lengths", "1000",
+                 "--tem2d-lengths", "100", "400"]) == 0
+    result = json.loads((out / "speed.json").read_text())
+    short, long = result["tem2d"]["100"], result["tem2d"]["400"]
+    assert long["memory_bytes"] == pytest.approx(4 * short["memory_bytes"], rel=0.05)
+    (window,) = result["soak"]
+    assert window["stored_steps"] == 1000 and window["map_bytes"] > 0
+    assert 0 < window["median_ms"] <= window["p99_ms"]
+    assert (out / "speed.png").stat().st_size > 10_000
+    assert "| 1,000 |" in capsys.readouterr().out
+    tem2d_only = tmp_path / "tem2d"
+    assert main(["bench", "speed", "--out", str(tem2d_only), "--lengths", "100",
+                 "--no-soak"]) == 0
+    result = json.loads((tem2d_only / "speed.json").read_text())
+    assert result["soak"] == [] and result["slam"] == {} and "100" in result["tem2d"]
+    assert not (tem2d_only / "speed.png").exists()
+
+
+def test_bench_forage_runs_every_mode_and_the_true_pose_forager_eats(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "forage", "--out", str(out), "--steps", "400", "--seeds", "0",
+                 "--noises", "0"]) == 0
+    results = {r["mode"]: r for r in json.loads((out / "forage.json").read_text())}
+    assert set(results) == {"true-pose", "slam", "deadreckoning", "random"}
+    assert results["true-pose"]["edible_eaten"] >= 5 and results["true-pose"]["survived"]
+    # exact odometry: dead reckoning is the true pose, so the forager decides alike
+    assert results["deadreckoning"]["health"] == results["true-pose"]["health"]
+    assert (out / "forage.md").read_text().count("\n| 0 |") == 4
+    assert (out / "forage.png").stat().st_size > 10_000
+
+
 def test_bench_accuracy_tables_every_case_and_follows_the_ou_walk(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "accuracy", "--out", str(out), "--steps", "80", "--seeds", "0",

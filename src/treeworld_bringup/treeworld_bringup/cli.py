@@ -224,7 +224,8 @@ def command_bench_forage(args: argparse.Namespace) -> int:
 
 
 def command_bench_speed(args: argparse.Namespace) -> int:
-    result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths)
+    result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths,
+                         not args.no_soak)
     print(speed.speed_table(result))
     print(f"results in {args.out}/speed.json, .png")
     return 0

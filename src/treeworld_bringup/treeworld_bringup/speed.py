@@ -109,18 +109,21 @@ def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
     return {"windows": windows, "steps": steps}
 
 
-def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None) -> dict:
+def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None,
+          soak: bool = True) -> dict:
+    """``soak=False`` times tem2d only (slam needs gtsam, which a bare PyTorch machine lacks)."""
     out.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     tem2d = {length: tem2d_latency(length, torch_device)
              for length in (tem2d_lengths or lengths)}
-    soak = slam_soak(max(lengths), device)
-    by_length = {w["stored_steps"]: w for w in soak["windows"]}
+    windows = slam_soak(max(lengths), device)["windows"] if soak else []
+    by_length = {w["stored_steps"]: w for w in windows}
     result = {"device": str(torch_device), "tem2d": tem2d,
               "slam": {length: by_length[length] for length in lengths if length in by_length},
-              "soak": soak["windows"]}
+              "soak": windows}
     (out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot_soak(soak["windows"], out / "speed.png", str(torch_device))
+    if windows:
+        plot_soak(windows, out / "speed.png", str(torch_device))
     return result
 
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="treeworld bench speed", description=__doc__)
     add_speed_options(parser)
     args = parser.parse_args(argv)
-    result = speed(args.out, args.lengths, args.device, args.tem2d_lengths)
+    result = speed(args.out, args.lengths, args.device, args.tem2d_lengths, not args.no_soak)
     print(speed_table(result))
     return 0
 
@@ -180,6 +183,7 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tem2d-lengths", type=int, nargs="+",
                         help="tem2d's lengths when they differ (its memory is 45 KB a step)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    parser.add_argument("--no-soak", action="store_true", help="tem2d only (no gtsam needed)")
 
 
 if __name__ == "__main__":
