@@ -118,6 +118,14 @@ class SpiralControllerNode(Node):
                 self.waiting_since = self.waiting_since or time.monotonic()
                 if time.monotonic() - self.waiting_since < self.config.forage_wait:
                     return
+                missing = [name for name, absent in (("smell", step not in self.smells),
+                                                     ("health", step not in self.healths))
+                           if absent]
+                if missing:
+                    self.get_logger().warning(
+                        f"step {step}: deciding without {' and '.join(missing)} after "
+                        f"{self.config.forage_wait} s (counted: {self.controller.counters})",
+                        throttle_duration_sec=5.0)
             self.waiting_since = None
             self.controller.observe(self.estimate_for(step), self.smells.pop(step, None),
                                     self.healths.pop(step, None))

@@ -200,6 +200,17 @@ def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsy
     assert not (tem2d_only / "speed.png").exists()
 
 
+def test_a_forager_run_reports_what_it_learned(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--controller", "forage", "--localizer", "deadreckoning", "--steps",
+                 "300", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    forager = metrics["forager"]
+    assert forager["meals"] >= 5 and forager["meals"] <= metrics["fruit_eaten"]
+    assert forager["missing_pose"] == 1            # step 0: no estimate of a step before
+    assert forager["missing_health"] == 0
+
+
 def test_bench_forage_runs_every_mode_and_the_true_pose_forager_eats(tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "forage", "--out", str(out), "--steps", "400", "--seeds", "0",

@@ -6,6 +6,7 @@ then the controller's displacement moves the agent.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     summary = world_summary(world) | {"elapsed_seconds": elapsed,
                                       "steps_per_second": done / max(elapsed, 1e-9)}
     corrected = None
+    if sensing:
+        summary["forager"] = dataclasses.asdict(controller.counters)
     if localizer is not None:
         summary |= localizer_summary(localizer)
         corrected = corrected_estimates(localizer, estimates[:done], places)
