@@ -24,8 +24,9 @@ moves. Three parts:
   or learns it is poison).
 
 Homing uses the sensor's model: a tree's smell falls off as a Gaussian of distance (to a
-tenth at ``smell_reach``), so the slope of log smell strength, fitted over the last few steps,
-points at the tree and says how far it is (for one Gaussian, centre = here + width^2 * slope).
+tenth at ``smell_reach``), so the slope of the log of that tree's part of the smell, fitted
+over the last few steps, points at the tree and says how far it is (for one Gaussian, centre
+= here + width^2 * slope).
 Moves zigzag a little so the fit sees both directions. Every move is at most ``speed`` world
 units (keep it at or below the localizer's ``max_action_norm``).
 """
