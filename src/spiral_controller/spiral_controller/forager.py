@@ -258,8 +258,8 @@ class Forager:
                  for kind in (EDIBLE, POISONOUS)}
         if not kinds[EDIBLE] or not kinds[POISONOUS]:
             return False
-        direction = np.mean(kinds[POISONOUS], axis=0) - np.mean(kinds[EDIBLE], axis=0)
-        middle = (np.mean(kinds[POISONOUS], axis=0) + np.mean(kinds[EDIBLE], axis=0)) / 2
+        poisonous, edible = np.mean(kinds[POISONOUS], axis=0), np.mean(kinds[EDIBLE], axis=0)
+        direction, middle = poisonous - edible, (poisonous + edible) / 2
         here = self.smell / max(float(np.linalg.norm(self.smell)), 1e-9)
         return float((here - middle) @ direction) > 0
 

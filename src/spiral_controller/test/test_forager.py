@@ -164,7 +164,7 @@ def test_fed_it_rests_once_it_knows_enough_trees_and_explores_until_then():
     assert np.allclose(move, 0)
 
 
-def test_a_smell_like_the_poisons_is_not_homed_on():
+def test_a_smell_more_like_the_poisonous_trees_than_the_edible_ones_reads_as_poison():
     forager = Forager()
     edible_word, poison_word = np.eye(8)[0], np.eye(8)[1]
     forager.smell = edible_word + 0.1

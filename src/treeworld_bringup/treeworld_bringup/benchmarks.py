@@ -153,12 +153,10 @@ def accuracy_table(results: list[dict]) -> str:
             if corrected is not None:
                 cell += f"; corrected {corrected:.1f}"
             cells.append(cell)
-        ratio = table[(scenario, noise, "slam")][0] / max(
-            table[(scenario, noise, "deadreckoning")][0], 1e-9) \
-            if (scenario, noise, "slam") in table and \
-            (scenario, noise, "deadreckoning") in table else float("nan")
-        ratio_text = f"{ratio:.2f}" if table[(scenario, noise, "deadreckoning")][0] > 1e-6 \
-            else "-"
+        slam = table.get((scenario, noise, "slam"))
+        dead_reckoning = table.get((scenario, noise, "deadreckoning"))
+        ratio_text = f"{slam[0] / dead_reckoning[0]:.2f}" \
+            if slam and dead_reckoning and dead_reckoning[0] > 1e-6 else "-"
         lines.append(f"| {scenario} | {noise:g} | " + " | ".join(cells) + f" | {ratio_text} |")
     return "\n".join(lines)
 
@@ -205,15 +203,11 @@ FORAGE_STEPS = 10_000
 
 
 def forage_settings(mode: str, noise: float, seed: int, steps: int) -> Settings:
-    defaults = Settings()
-    world = dataclasses.replace(defaults.world, seed=seed, odometry_noise=noise, steps=steps,
-                                allow_death=True)
-    controller = dataclasses.replace(defaults.controller, seed=seed,
-                                     controller="random" if mode == "random" else "forage")
-    method = "slam" if mode == "slam" else "deadreckoning"
-    localizer = dataclasses.replace(defaults.localizer, method=method, device="cpu", seed=seed,
-                                    odometry_sigma=max(noise, SLAM_MIN_SIGMA))
-    return Settings(world, controller, localizer)
+    """An accuracy case with the forager (or the random controller) and allow_death."""
+    settings = case_settings("random" if mode == "random" else "forage", noise,
+                             "slam" if mode == "slam" else "deadreckoning", seed, steps, Path())
+    return dataclasses.replace(
+        settings, world=dataclasses.replace(settings.world, allow_death=True))
 
 
 def forage_case(case: tuple) -> dict:
