@@ -65,6 +65,9 @@ class LocalizerConfig:
         1.0, "slam: odometry noise per axis per step the pose graph assumes (world units)",
         low=0.0, low_exclusive=True)
     keyframe_every: int = setting(4, "slam: steps per pose-graph keyframe", low=1, high=1000)
+    graph_window_steps: int = setting(
+        2400, "slam: the newest this many steps stay in the optimizer; older keyframes settle "
+        "(fixed) so a step costs the same at any run length", low=8)
     smell_code_dim: int = setting(32, "slam: length of the smell code kept per step", low=2,
                                   high=1024)
     closure_exclude_steps: int = setting(

@@ -296,7 +296,7 @@ def slam_settings(config: LocalizerConfig):
     return SlamSettings(
         keyframe_every=config.keyframe_every, code_dim=config.smell_code_dim,
         odometry_sigma=config.odometry_sigma, max_gate=config.closure_max_gate,
-        seed=config.seed,
+        graph_window=config.graph_window_steps, seed=config.seed,
         closure=ClosureSettings(
             exclude=config.closure_exclude_steps, min_strength=config.closure_min_strength,
             min_gradient=config.closure_min_gradient,

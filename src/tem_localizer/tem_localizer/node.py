@@ -2,7 +2,7 @@
 
 Pairs /odom and /smell by stamp, feeds the displacement since the last used step and the smell
 to the localizer (on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose,
-/diagnostics and, at a bounded rate and size, /tem/path; with method slam /tem/path is the
+map -> odom on /tf (where tf2_msgs is installed), /diagnostics and, at a bounded rate and size, /tem/path; with method slam /tem/path is the
 corrected trajectory (re-read from the map after a loop closure) and /tem/graph shows keyframes
 and closures. After each step it handles it reports the step's stamp on its progress topic,
 which the simulator's lockstep waits for. Bad messages are warned about once per kind, counted
@@ -32,7 +32,8 @@ from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-from treeworld_schema.ros import declare_section, run_node
+from treeworld_schema.frames import map_to_odom
+from treeworld_schema.ros import FrameBroadcaster, declare_section, run_node
 
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
 PATH_IDLE_SECONDS = 0.5  # input paused this long: publish the path's newest poses
@@ -52,6 +53,7 @@ class TemLocalizerNode(Node):
         self.graph_publisher = self.create_publisher(MarkerArray, io.GRAPH, io.latest_qos()) \
             if self.localizer.slam is not None else None
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
+        self.frames = FrameBroadcaster(self)
         self.create_subscription(Odometry, io.ODOM, self.on_odom, qos)
         self.create_subscription(Image, io.SMELL, self.on_smell, qos)
         if self.config.action_source == "cmd_vel":
@@ -86,10 +88,10 @@ class TemLocalizerNode(Node):
     # -- input: messages to plain values for the stream -----------------------------------
     def on_odom(self, message: Odometry) -> None:
         started = time.perf_counter()
-        position = message.pose.pose.position
+        position, q = message.pose.pose.position, message.pose.pose.orientation
         self.on_event(self.stream.odometry(io.stamp_nanoseconds(message.header.stamp),
-                                           message.header.frame_id, [position.x, position.y]),
-                      started)
+                                           message.header.frame_id, [position.x, position.y],
+                                           (q.x, q.y, q.z, q.w)), started)
 
     def on_smell(self, message: Image) -> None:
         started = time.perf_counter()
@@ -114,6 +116,11 @@ class TemLocalizerNode(Node):
         localized = event.step.skipped is None and not event.late
         if localized:
             self.publish_estimate(stamp, event.step)
+            if event.odometry_pose is not None:
+                # the localizer's heading is odometry's: the correction is a translation
+                estimate = np.append(event.step.mean, event.odometry_pose[2])
+                self.frames.send(stamp, io.MAP_FRAME, self.config.odom_frame,
+                                 map_to_odom(estimate, event.odometry_pose))
         self.publish_diagnostics(stamp, event.step if localized else None,
                                  time.perf_counter() - started)
         self.progress_publisher.publish(Clock(clock=stamp))

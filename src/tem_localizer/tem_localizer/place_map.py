@@ -6,7 +6,9 @@ to its *keyframe* (the pose-graph node it hangs on; one every ``keyframe_every``
 place's position is always its keyframe's current estimate plus that offset, so when the graph
 corrects a keyframe every place on it moves along: the memory's keys are rendered from poses,
 never frozen. A spatial hash of keyframes finds the places near a point at a cost that depends
-on how crowded that neighbourhood is, not on how long the agent has run.
+on how crowded that neighbourhood is, not on how long the agent has run. Keyframes the pose
+graph has settled (they will not move again) are hashed into append-only arrays, so a crowded
+neighbourhood is gathered by numpy rather than a Python loop.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ class PlaceMap:
         self.offsets = GrowingArray((2,), np.float32)             # (P, 2) from its keyframe
         self.keyframe_positions = GrowingArray((2,), np.float64)  # (K, 2) latest estimates
         self.hashed_cell: list[tuple[int, int]] = []              # (K,) where each is hashed
-        self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)
+        self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)     # may still move
+        self.settled_cells: dict[tuple[int, int], GrowingArray] = {}       # will not
 
     def __len__(self) -> int:
         return self.codes.size
@@ -68,7 +71,8 @@ class PlaceMap:
     @property
     def nbytes(self) -> int:
         hashed = sum(len(members) for members in self.cells.values())
-        return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes
+        settled = sum(members.data.nbytes for members in self.settled_cells.values())
+        return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes + settled
                 + self.keyframe_positions.nbytes + 16 * hashed + 24 * len(self.hashed_cell))
 
     def _cell(self, position: np.ndarray) -> tuple[int, int]:
@@ -99,6 +103,17 @@ class PlaceMap:
             self.cells[cell].add(index)
             self.hashed_cell[index] = cell
 
+    def settle_keyframe(self, index: int, position: np.ndarray) -> None:
+        """Keyframe ``index``'s final estimate: it will not move again."""
+        self.move_keyframe(index, position)
+        cell = self.hashed_cell[index]
+        self.cells[cell].discard(index)
+        if not self.cells[cell]:
+            del self.cells[cell]
+        if cell not in self.settled_cells:
+            self.settled_cells[cell] = GrowingArray((), np.int64, capacity=16)
+        self.settled_cells[cell].append(index)
+
     def positions(self, places: np.ndarray) -> np.ndarray:
         """(n, 2) current positions of the given places."""
         keyframes = self.keyframe_of(places)
@@ -107,9 +122,12 @@ class PlaceMap:
     def keyframes_near(self, centre: np.ndarray, radius: float) -> np.ndarray:
         """Keyframes hashed within ``radius`` (plus one cell) of ``centre``."""
         low, high = self._cell(centre - radius), self._cell(centre + radius)
-        found = [k for x in range(low[0] - 1, high[0] + 2) for y in range(low[1] - 1, high[1] + 2)
-                 for k in self.cells.get((x, y), ())]
-        return np.array(sorted(found), dtype=np.int64)
+        cells = [(x, y) for x in range(low[0] - 1, high[0] + 2)
+                 for y in range(low[1] - 1, high[1] + 2)]
+        moving = [k for cell in cells for k in self.cells.get(cell, ())]
+        settled = [self.settled_cells[cell].view() for cell in cells
+                   if cell in self.settled_cells]
+        return np.sort(np.concatenate([np.array(moving, dtype=np.int64), *settled]))
 
     def places_of(self, keyframes: np.ndarray) -> np.ndarray:
         """Every place on the given keyframes, in order."""

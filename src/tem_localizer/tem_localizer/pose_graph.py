@@ -7,6 +7,14 @@ a loop closure links an old keyframe and the newest with an offset and a covaria
 Cauchy loss, so a closure that contradicts the rest of the graph loses its pull instead of
 bending the map. GTSAM's iSAM2 re-solves only the part of the graph a new factor touches.
 
+Only the newest ``window`` keyframes stay in the optimizer. When the optimized part has grown
+by half a window more, its oldest keyframes *settle*: they keep their current estimates for good
+and leave the optimizer, and every factor that links a settled keyframe to an optimized one
+becomes a prior on the optimized one (the settled end's estimate plus the measurement). The
+optimizer then never holds more than 1.5 windows, so a step costs the same after an hour as after
+a minute, and so does the memory; the price is that a closure can no longer move what settled
+(a revisit of settled ground still corrects the present, by its prior).
+
 If the optimizer fails, the factors that made it fail are dropped, the graph is rebuilt from
 the rest and the last good estimates, and the failure is counted: the map is never lost.
 """
@@ -18,6 +26,8 @@ from dataclasses import dataclass
 import gtsam
 import numpy as np
 from gtsam.symbol_shorthand import X
+
+from tem_localizer.place_map import GrowingArray
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +45,19 @@ class _Factor:
 
 
 class PoseGraph:
-    """Keyframe positions, odometry and loop-closure factors, optimized by iSAM2."""
+    """Keyframe positions, odometry and loop-closure factors, optimized by iSAM2 over the
+    newest ``window`` keyframes (at least 2)."""
 
-    def __init__(self):
+    def __init__(self, window: int = 10**9):
+        self.window = window
         self.failures = 0
         self.reset()
 
     def reset(self) -> None:
         self.isam = self._new_isam()
-        self.factors: list[_Factor] = []
+        self.factors: list[_Factor] = []     # those that touch an optimized keyframe
         self.size = 0
+        self.settled = GrowingArray((2,), np.float64)   # keyframes 0..settled.size-1, fixed
         self.pending_graph = gtsam.NonlinearFactorGraph()
         self.pending_values = gtsam.Values()
         self.pending_factors: list[_Factor] = []
@@ -63,10 +76,23 @@ class PoseGraph:
             gtsam.noiseModel.mEstimator.Cauchy.Create(factor.loss_scale), gaussian)
 
     def _gtsam_factor(self, factor: _Factor):
-        if factor.kind == "prior":
-            return gtsam.PriorFactorPoint2(X(factor.first), factor.measured, self._noise(factor))
+        """The factor over the optimized keyframes: a link to a settled keyframe becomes a
+        prior at the settled end's estimate plus (or minus) the measurement."""
+        first, second = self.is_settled(factor.first), self.is_settled(factor.second)
+        if factor.kind == "prior" or first:
+            where = factor.measured
+            if factor.kind != "prior":
+                where = self.settled.data[factor.first] + factor.measured
+            return gtsam.PriorFactorPoint2(X(factor.second), where, self._noise(factor))
+        if second:
+            return gtsam.PriorFactorPoint2(X(factor.first),
+                                           self.settled.data[factor.second] - factor.measured,
+                                           self._noise(factor))
         return gtsam.BetweenFactorPoint2(X(factor.first), X(factor.second), factor.measured,
                                          self._noise(factor))
+
+    def is_settled(self, index: int) -> bool:
+        return index < self.settled.size
 
     def _add(self, factor: _Factor) -> None:
         self.pending_factors.append(factor)
@@ -89,6 +115,13 @@ class PoseGraph:
             self._add(_Factor("odometry", index - 1, index, np.asarray(odometry, float),
                               np.asarray(covariance, float)))
         return index
+
+    def add_settled(self, positions: np.ndarray) -> None:
+        """Keyframes (n, 2) fixed where they are (a loaded map), before any other."""
+        assert self.size == 0, "settled keyframes come first"
+        for position in positions:
+            self.settled.append(position)
+        self.size = self.settled.size
 
     def add_closure(self, old: int, new: int, offset: np.ndarray, covariance: np.ndarray,
                     loss_scale: float = 1.0) -> None:
@@ -117,7 +150,17 @@ class PoseGraph:
             self._rebuild(values)
             return False
         self.factors.extend(added)
+        if self.size - self.settled.size >= self.window + max(1, self.window // 2):
+            self._settle(self.size - self.window)
         return True
+
+    def _settle(self, count: int) -> None:
+        """Keyframes before ``count`` keep their estimates and leave the optimizer."""
+        for index in range(self.settled.size, count):
+            self.settled.append(self.isam.calculateEstimatePoint2(X(index)))
+        self.factors = [f for f in self.factors
+                        if not (self.is_settled(f.first) and self.is_settled(f.second))]
+        self._rebuild(gtsam.Values())
 
     def _rebuild(self, new_values: gtsam.Values) -> None:
         """A fresh iSAM2 from the kept factors, started at the last good estimates."""
@@ -126,7 +169,7 @@ class PoseGraph:
         graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
         for factor in self.factors:
             graph.add(self._gtsam_factor(factor))
-        for index in range(self.size):
+        for index in range(self.settled.size, self.size):
             key = X(index)
             if new_values.exists(key):
                 values.insert(key, new_values.atPoint2(key))
@@ -135,6 +178,8 @@ class PoseGraph:
         self.isam.update(graph, values)
 
     def position(self, index: int) -> np.ndarray:
+        if self.is_settled(index):
+            return self.settled.data[index].copy()
         return np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
 
     def positions(self, indices) -> np.ndarray:

@@ -26,7 +26,6 @@ from tem_localizer.pose_graph import PRIOR_SIGMA, PoseGraph
 from tem_localizer.smell_code import SmellCode
 
 REFRESHED_PER_STEP = 8   # keyframes brought up to date each step besides those near the agent
-LOADED_MAP_SIGMA = 0.01  # world units: a loaded map is held where it was saved
 CLOSURE_LOSS_SIGMAS = 3.0    # a closure's pull halves at this many innovation sigmas
 CONTRADICTION_SCALES = 10.0  # missed by this many loss scales: outweighed (weight below 1 %)
 
@@ -44,6 +43,7 @@ class SlamSettings:
     confirm_beyond: float = 20.0     # world units: a larger correction needs a second closure
     confirm_after: int = 5           # steps: ... found at least this much later (elsewhere)
     confirm_within: int = 200        # steps: ... and no later than this
+    graph_window: int = 2400         # steps the pose graph may still move (older: settled)
     seed: int = 0                    # seed of the smell code
     closure: ClosureSettings = ClosureSettings()
 
@@ -92,7 +92,7 @@ class Slam:
     def reset(self) -> None:
         settings = self.settings
         self.places = PlaceMap(settings.code_dim, settings.keyframe_every)
-        self.graph = PoseGraph()
+        self.graph = PoseGraph(max(2, settings.graph_window // settings.keyframe_every))
         self.counters = SlamCounters()
         self.session_start = 0           # the first place of this session (after a loaded map)
         self.position = np.zeros(2)      # the current estimate
@@ -175,7 +175,10 @@ class Slam:
 
     def _optimize(self) -> bool:
         started = time.perf_counter()
+        settled = self.graph.settled.size
         ok = self.graph.update()
+        for index in range(settled, self.graph.settled.size):
+            self.places.settle_keyframe(index, self.graph.position(index))
         self.counters.optimizer_seconds = time.perf_counter() - started
         self.counters.optimizer_seconds_total += self.counters.optimizer_seconds
         if not ok:
@@ -200,7 +203,8 @@ class Slam:
         if not (retrace_ready or crossing_ready):
             return None
         radius = self.gate_radius(place)
-        self._refresh(self.places.keyframes_near(self.position, radius))
+        nearby = self.places.keyframes_near(self.position, radius)
+        self._refresh(nearby[nearby >= self.graph.settled.size])
         result = find_closure(self.places, place, self.position, radius, settings.closure)
         if result is None:
             return None
@@ -287,8 +291,10 @@ class Slam:
             (CONTRADICTION_SCALES * closure.loss_scale) ** 2
 
     def _refresh(self, keyframes) -> None:
+        """New estimates for the given keyframes; settled ones already have their last."""
         for index in keyframes:
-            self.places.move_keyframe(int(index), self.graph.position(int(index)))
+            if index >= self.graph.settled.size:
+                self.places.move_keyframe(int(index), self.graph.position(int(index)))
 
     def _refresh_around(self, closure: Closure) -> None:
         """New estimates for the keyframes a closure moved most (both ends of the loop), and
@@ -304,12 +310,13 @@ class Slam:
         self._refresh(np.unique(self.places.keyframe_of(places)))
 
     def refresh_in_turn(self, count: int) -> None:
-        """Bring ``count`` more keyframes up to date, round robin over the whole map."""
-        total = self.places.keyframes
-        if total == 0:
+        """Bring ``count`` more keyframes up to date, round robin over those not settled."""
+        first = self.graph.settled.size
+        total = self.places.keyframes - first
+        if total <= 0:
             return
         start = self.next_refresh % total
-        self._refresh((start + i) % total for i in range(min(count, total)))
+        self._refresh(first + (start + i) % total for i in range(min(count, total)))
         self.next_refresh = start + count
 
     # -- maps ------------------------------------------------------------------------------
@@ -332,10 +339,10 @@ class Slam:
                 raise MapFileError(f"{name}: the map has {getattr(saved, name)}, this "
                                    f"localizer {mine}")
         self.reset()
-        for position in saved.keyframe_positions:
-            self.graph.add_keyframe(position, prior_sigma=LOADED_MAP_SIGMA)
+        self.graph.add_settled(saved.keyframe_positions)     # held where it was saved
+        for index, position in enumerate(saved.keyframe_positions):
             self.places.add_keyframe(position)
-        self._optimize()
+            self.places.settle_keyframe(index, position)
         every = settings.keyframe_every
         padded = len(saved.codes) + (-len(saved.codes)) % every
         for place in range(padded):

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from tem_localizer.localizer import Localizer, LocalizerStep
+from treeworld_schema.frames import yaw_of
 from treeworld_schema.topics import SMELL_ENCODING
 
 
@@ -21,6 +22,7 @@ class StreamEvent:
     stamp: int               # nanoseconds
     step: LocalizerStep      # ``step.skipped`` names the reason when nothing was used
     late: bool = False       # only the motion was integrated: the step came too late
+    odometry_pose: np.ndarray | None = None   # (3,) x, y, yaw in the odometry frame
 
 
 class SensorStream:
@@ -61,12 +63,20 @@ class SensorStream:
             return self._rejected(stamp, "repeated_stamp", f"a second {what} stamped {stamp} ns")
         return None
 
-    def odometry(self, stamp: int, frame: str, position) -> StreamEvent | None:
-        """An odometry pose (world units, odometry frame)."""
+    def odometry(self, stamp: int, frame: str, position,
+                 orientation=(0.0, 0.0, 0.0, 1.0)) -> StreamEvent | None:
+        """An odometry pose: ``position`` (world units) and ``orientation`` (a quaternion x, y,
+        z, w) in the odometry frame."""
         rejected = self._check("odom", stamp, frame, self.odom_frame)
         if rejected is not None:
             return rejected
-        self.pending.setdefault(stamp, {})["odom"] = np.asarray(position, dtype=np.float64)
+        try:
+            yaw = yaw_of(*orientation)
+        except ValueError as error:
+            return self._rejected(stamp, "bad_quaternion", f"odom orientation: {error}")
+        entry = self.pending.setdefault(stamp, {})
+        entry["odom"] = np.asarray(position, dtype=np.float64)
+        entry["yaw"] = yaw
         return self._try_step(stamp)
 
     def smell(self, stamp: int, frame: str, encoding: str, height: int,
@@ -121,4 +131,5 @@ class SensorStream:
             self.commands = {s: v for s, v in self.commands.items() if s >= stamp}
             if "odom" in entry:
                 self.last_position = entry["odom"]
-        return StreamEvent(stamp, result, late)
+        pose = np.append(entry["odom"], entry["yaw"]) if "odom" in entry else None
+        return StreamEvent(stamp, result, late, pose)

@@ -98,6 +98,30 @@ def test_pacing_back_and_forth_over_mapped_ground_keeps_the_estimate():
     assert np.linalg.norm(estimates - path, axis=1)[-100:].max() < 1.0
 
 
+
+def test_settled_keyframes_stay_put_and_a_revisit_still_corrects_the_present():
+    """A window of 40 steps (10 keyframes), shorter than a lap: every closure reaches a settled
+    keyframe. The optimizer never holds more than 1.5 windows, a settled keyframe never moves
+    again, and a slip in the second lap is still undone by retracing the first (through the
+    settled end's prior)."""
+    path = circle(laps=4)
+    slam = Slam(DIM, settings(graph_window=40))
+    window = 40 // slam.settings.keyframe_every
+    held, settled_at_lap_two = [], None
+    for step, position in enumerate(path):
+        action = position - path[step - 1] if step else np.zeros(2)
+        slam.step(action + (np.array([0.0, 3.0]) if step == 90 else 0), smell(position))
+        held.append(slam.graph.isam.calculateEstimate().size())
+        if step == 120:
+            settled_at_lap_two = slam.graph.settled.view().copy()
+    estimates = np.array([slam.places.positions(np.array([p]))[0] for p in range(len(path))])
+    assert max(held) <= window + window // 2
+    assert len(settled_at_lap_two) > 0
+    np.testing.assert_array_equal(slam.graph.settled.view()[:len(settled_at_lap_two)],
+                                  settled_at_lap_two)
+    assert slam.counters.accepted.get("retrace", 0) >= 1
+    assert np.linalg.norm(estimates[180:] + path[0] - path[180:], axis=1).max() < 1.0
+
 @pytest.mark.parametrize("shape", ["crossing", "circle"])
 def test_exact_odometry_stays_exact(shape):
     path = polyline([(-40, 0), (40, 0), (40, 100), (0, 100), (0, -40)]) \

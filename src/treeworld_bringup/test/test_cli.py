@@ -9,6 +9,7 @@ import pytest
 
 from treeworld_bringup.cli import main
 from treeworld_bringup.evaluation import evaluate, format_table, read_tum
+from treeworld_bringup.launcher import ros_environment
 
 TREEWORLD = str(Path(sys.executable).with_name("treeworld"))
 
@@ -239,3 +240,13 @@ def test_bench_accuracy_tables_every_case_and_follows_the_ou_walk(tmp_path, caps
     assert table.count("\n| ou-walk |") == 2 and table.count("\n| circle |") == 2
     assert (out / "accuracy.png").stat().st_size > 10_000
     assert not list(out.glob("*.csv"))
+
+
+def test_the_graph_discovers_only_this_machine_unless_asked(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    assert ros_environment()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert ros_environment("subnet")["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    code = main(["launch", "--discovery-range", "everywhere", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "--discovery-range: invalid choice: 'everywhere'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -42,12 +42,14 @@ class Driver(Node):
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.diagnostics.append, qos)
 
     def send(self, step, x=None, smell=None, frame="odom", encoding=io.SMELL_ENCODING,
-             smell_frame="map"):
+             smell_frame="map", quaternion=(0.0, 0.0, 0.0, 1.0)):
         stamp = io.step_stamp(step, PERIOD)
         if x is not None:
             odom = Odometry()
             odom.header.stamp, odom.header.frame_id = stamp, frame
             odom.pose.pose.position.x = x
+            q = odom.pose.pose.orientation
+            q.x, q.y, q.z, q.w = quaternion
             self.odom.publish(odom)
         if smell is not None:
             smell = np.asarray(smell, np.float32)
@@ -94,6 +96,7 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
                         smell_frame="camera")                             # unknown frames
             driver.send(0, x=0.0, smell=GOOD)                             # in the past
             driver.send(6, smell=GOOD, encoding="8UC1")                   # not a smell
+            driver.send(6, x=6.0, quaternion=(0.0, 0.0, 0.5, 0.5))        # not unit length
             driver.send(7, x=7.0)
             driver.send(7, x=7.0)                                         # repeated
             wait_for(lambda: driver.counters().get("skipped_repeated_stamp") == "1", 30,
@@ -102,14 +105,14 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
             wait_for(lambda: driver.counters().get("steps") == "2", 60, "the good step",
                      nodes.check_alive)
             driver.send(7, smell=GOOD)                                    # late: stale
-            wait_for(lambda: driver.counters().get("skipped_total") == "11", 30,
+            wait_for(lambda: driver.counters().get("skipped_total") == "12", 30,
                      "every bad message counted", nodes.check_alive)
         finally:
             nodes.stop()
     counters = driver.counters()
     expected = {"wrong_smell_length": "2", "nonfinite_smell": "1", "nonfinite_action": "1",
                 "unknown_frame": "2", "stale_stamp": "3", "bad_encoding": "1",
-                "repeated_stamp": "1"}
+                "repeated_stamp": "1", "bad_quaternion": "1"}
     assert {k: counters.get(f"skipped_{k}") for k in expected} == expected
     assert len(driver.poses) == 2
     # no displacement was lost: the step-7 estimate is 7 units from the start
@@ -117,6 +120,7 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
     assert all(np.isfinite(p.pose.covariance).all() for p in driver.poses)
     log = (tmp_path / "tem_localizer.log").read_text()
     assert log.count("counted as 'wrong_smell_length'") == 1      # one warning per kind
+    assert log.count("tf2_msgs is not installed") == 1            # said once, at start-up
     assert driver.diagnostics[-1].status[0].level == DiagnosticStatus.WARN
 
 

@@ -22,7 +22,7 @@ from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
 from treeworld_bringup.experiments import run_experiment
-from treeworld_bringup.launcher import GraphStalled, NodeDied, launch_graph
+from treeworld_bringup.launcher import DISCOVERY_RANGES, GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.outputs import write_report
 from treeworld_bringup.player import PlaybackStalled
 from treeworld_bringup.replay import replay
@@ -122,7 +122,8 @@ def command_run(args: argparse.Namespace) -> int:
 def command_launch(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     result = launch_graph(settings, use_localizer=args.localizer != "none",
-                          belief_stride=4 if args.gif else 0, record=args.record)
+                          belief_stride=4 if args.gif else 0, record=args.record,
+                          discovery_range=args.discovery_range)
     recording, scene, info = result.recording, result.scene, result.info
     extra = {"launch": {"node_pids": info["pids"]}}
     if result.failure is not None:
@@ -276,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--gif", action="store_true", help="also write belief.gif")
     launch.add_argument("--record", action="store_true",
                         help="record every topic into OUT/bag (rosbag2, MCAP)")
+    launch.add_argument("--discovery-range", choices=DISCOVERY_RANGES, default="localhost",
+                        help="where the nodes look for each other (ROS_AUTOMATIC_DISCOVERY_"
+                        "RANGE): this machine only (default), or the subnet, to meet a robot "
+                        "or RViz on another machine")
     launch.set_defaults(handler=command_launch)
 
     replay_parser = commands.add_parser(

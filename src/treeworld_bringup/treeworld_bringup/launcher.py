@@ -158,8 +158,13 @@ class Gatherer(Node):
         self.data.scene = scene_from_markers(message)
 
 
-def ros_environment() -> dict[str, str]:
-    return os.environ | {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+DISCOVERY_RANGES = ("localhost", "subnet", "system_default", "off")
+
+
+def ros_environment(discovery_range: str = "localhost") -> dict[str, str]:
+    """The nodes' environment: this one, with DDS discovery limited to ``discovery_range``
+    (localhost unless the graph must meet a robot or a workstation on the network)."""
+    return os.environ | {"ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range.upper()}
 
 
 def _die_with_parent() -> None:
@@ -172,7 +177,7 @@ class NodeProcesses:
     """The graph's processes: started with one parameter file, stopped by PID."""
 
     def __init__(self, names: list[str], parameter_file: Path, log_dir: Path,
-                 bag: Path | None = None):
+                 bag: Path | None = None, discovery_range: str = "localhost"):
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         for name in names + (["bag_recorder"] if bag else []):
@@ -185,7 +190,7 @@ class NodeProcesses:
                 self.processes[name] = subprocess.Popen(
                     [sys.executable, "-m", NODE_MODULES[name], *arguments],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=ros_environment(), start_new_session=True,
+                    env=ros_environment(discovery_range), start_new_session=True,
                     preexec_fn=_die_with_parent)
             print(f"started {name} (pid {self.processes[name].pid}), log {self.logs[name]}",
                   file=sys.stderr, flush=True)
@@ -230,8 +235,8 @@ class LaunchResult:
 
 
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
-                 stall_seconds: float = 60.0, progress: bool = True, record: bool = False
-                 ) -> LaunchResult:
+                 stall_seconds: float = 60.0, progress: bool = True, record: bool = False,
+                 discovery_range: str = "localhost") -> LaunchResult:
     """Run the graph for ``settings.world.steps`` steps and gather what it publishes. With
     ``record``, a recorder writes every topic into a bag (``info["bag"]``). The parameter file,
     node logs and bag live in ``info["workspace"]``, a temporary folder the caller removes."""
@@ -251,7 +256,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     bag = workspace / "bag" if record else None
     # The children start before rclpy (and its DDS threads) exist in this process, so the
     # code they run between fork and exec (_die_with_parent) cannot meet a lock held by them.
-    nodes = NodeProcesses(names, parameter_file, workspace, bag)
+    nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range)
+    os.environ.update(ros_environment(discovery_range))   # this process meets them the same way
     rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     gatherer = Gatherer(period, belief_stride, use_localizer)
     failure = None

@@ -37,8 +37,9 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
     for message, decoded in bag.decoded([topics.ODOM, topics.SMELL, *extra]):
         event = None
         if message.topic == topics.ODOM:
+            q = decoded.pose.pose.orientation
             event = stream.odometry(stamp_nanoseconds(decoded), decoded.header.frame_id,
-                                    pose_xy(decoded))
+                                    pose_xy(decoded), (q.x, q.y, q.z, q.w))
         elif message.topic == topics.SMELL:
             event = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
                                  decoded.encoding, decoded.height,

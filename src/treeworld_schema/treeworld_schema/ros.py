@@ -1,18 +1,22 @@
 """Declare a configuration section as read-only ROS 2 parameters with honest descriptors,
-and the standard main of a Tree World node."""
+the standard main of a Tree World node, and its /tf broadcaster."""
 from __future__ import annotations
 
 import dataclasses
 import sys
 from typing import Callable
 
+import numpy as np
 import rclpy
+from geometry_msgs.msg import TransformStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from treeworld_schema.frames import quaternion_of
 from treeworld_schema.schema import ConfigError, Section, section_from_mapping
+from treeworld_schema.topics import TF
 
 _INT_BOUND = 2**62
 
@@ -94,3 +98,37 @@ def run_node(make_node: Callable[[], Node], name: str,
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def transform_stamped(stamp, parent: str, child: str, pose: np.ndarray) -> TransformStamped:
+    """``child``'s planar pose (x, y, yaw) in ``parent`` as a TransformStamped."""
+    message = TransformStamped()
+    message.header.stamp, message.header.frame_id = stamp, parent
+    message.child_frame_id = child
+    message.transform.translation.x, message.transform.translation.y = \
+        float(pose[0]), float(pose[1])
+    rotation = message.transform.rotation
+    rotation.x, rotation.y, rotation.z, rotation.w = quaternion_of(float(pose[2]))
+    return message
+
+
+class FrameBroadcaster:
+    """Publishes transforms on /tf (what tf2_ros's TransformBroadcaster does). Every ROS 2
+    install has tf2_msgs; the PyPI wheels do not, and there it says so once and sends
+    nothing."""
+
+    def __init__(self, node: Node):
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            node.get_logger().info("tf2_msgs is not installed (a pip install of ROS 2): "
+                                   "not publishing /tf")
+            self.publisher = None
+            return
+        self.message_type = TFMessage
+        self.publisher = node.create_publisher(TFMessage, TF, 100)
+
+    def send(self, stamp, parent: str, child: str, pose: np.ndarray) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(self.message_type(
+                transforms=[transform_stamped(stamp, parent, child, pose)]))

@@ -17,6 +17,7 @@ POSE = "/tem/pose"
 PATH = "/tem/path"
 GRAPH = "/tem/graph"          # slam: keyframes and loop closures, for RViz
 DIAGNOSTICS = "/diagnostics"
+TF = "/tf"                    # map -> odom (the localizer), odom -> base_link (the simulator)
 
 MAP_FRAME = "map"
 ODOM_FRAME = "odom"

@@ -1,7 +1,7 @@
 """ROS 2 node ``treeworld_sim``: owns the world, is the clock, publishes what the agent senses.
 
 Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
-/treeworld/health; then it moves the agent by the /cmd_vel stamped t (lockstep) or by the latest
+/treeworld/health, odom -> base_link on /tf (where tf2_msgs is installed); then it moves the agent by the /cmd_vel stamped t (lockstep) or by the latest
 command at rate_hz (real time).
 
 Flow control: it starts once every reader named in ``progress_topics`` is up, and in lockstep it
@@ -31,14 +31,14 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-from treeworld_schema.ros import RunComplete, declare_section, run_node
+from treeworld_schema.frames import quaternion_of
+from treeworld_schema.ros import FrameBroadcaster, RunComplete, declare_section, run_node
 from treeworld_sim.config import WorldConfig
 from treeworld_sim.world import StepRecord, TreeWorld
 
 
-def yaw_quaternion(pose, heading: np.ndarray) -> None:
-    yaw = math.atan2(heading[1], heading[0])
-    pose.orientation.z, pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+def yaw(heading: np.ndarray) -> float:
+    return math.atan2(heading[1], heading[0])
 
 
 def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarray,
@@ -47,7 +47,8 @@ def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarra
     message.header.stamp, message.header.frame_id = stamp, frame
     message.child_frame_id = io.BASE_FRAME
     message.pose.pose.position.x, message.pose.pose.position.y = map(float, position)
-    yaw_quaternion(message.pose.pose, heading)
+    orientation = message.pose.pose.orientation
+    orientation.x, orientation.y, orientation.z, orientation.w = quaternion_of(yaw(heading))
     message.twist.twist.linear.x, message.twist.twist.linear.y = map(float, velocity)
     return message
 
@@ -96,6 +97,7 @@ class TreeWorldSimNode(Node):
         self.truth_publisher = self.create_publisher(Odometry, io.GROUND_TRUTH, qos)
         self.health_publisher = self.create_publisher(Float32, io.HEALTH, qos)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
+        self.frames = FrameBroadcaster(self)
         self.trees_publisher = self.create_publisher(MarkerArray, io.TREES, io.latest_qos())
         self.trees_publisher.publish(tree_markers(self.world, io.step_stamp(0, self.period)))
         self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
@@ -187,6 +189,8 @@ class TreeWorldSimNode(Node):
             stamp, io.ODOM_FRAME, record.odometry_position, record.heading, velocity))
         self.truth_publisher.publish(odometry_message(
             stamp, io.MAP_FRAME, record.position, record.heading, velocity))
+        self.frames.send(stamp, io.ODOM_FRAME, io.BASE_FRAME,
+                         np.append(record.odometry_position, yaw(record.heading)))
         self.health_publisher.publish(Float32(data=float(record.health)))
         return record
 
