@@ -2,11 +2,12 @@
 
 Pairs /odom and /smell by stamp, feeds the displacement since the last used step and the smell
 to the localizer (on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose,
-map -> odom on /tf (where tf2_msgs is installed), /diagnostics and, at a bounded rate and size, /tem/path; with method slam /tem/path is the
-corrected trajectory (re-read from the map after a loop closure) and /tem/graph shows keyframes
-and closures. After each step it handles it reports the step's stamp on its progress topic,
-which the simulator's lockstep waits for. Bad messages are warned about once per kind, counted
-in /diagnostics, and never reach the belief.
+map -> odom on /tf (where tf2_msgs is installed), /diagnostics and, at a bounded rate and
+size, /tem/path; with method slam /tem/path is the corrected trajectory (re-read from the map
+after a loop closure) and /tem/graph shows keyframes and closures. After each step it handles
+it reports the step's stamp on its progress topic, which the simulator's lockstep waits for.
+Bad messages are warned about once per kind, counted in /diagnostics, and never reach the
+belief.
 """
 from __future__ import annotations
 

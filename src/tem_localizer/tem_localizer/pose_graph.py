@@ -76,18 +76,15 @@ class PoseGraph:
             gtsam.noiseModel.mEstimator.Cauchy.Create(factor.loss_scale), gaussian)
 
     def _gtsam_factor(self, factor: _Factor):
-        """The factor over the optimized keyframes: a link to a settled keyframe becomes a
-        prior at the settled end's estimate plus (or minus) the measurement."""
-        first, second = self.is_settled(factor.first), self.is_settled(factor.second)
-        if factor.kind == "prior" or first:
-            where = factor.measured
-            if factor.kind != "prior":
-                where = self.settled.data[factor.first] + factor.measured
-            return gtsam.PriorFactorPoint2(X(factor.second), where, self._noise(factor))
-        if second:
-            return gtsam.PriorFactorPoint2(X(factor.first),
-                                           self.settled.data[factor.second] - factor.measured,
-                                           self._noise(factor))
+        """The factor over the optimized keyframes. Links run from an older keyframe to a
+        newer one, so only the first end can have settled: then the link becomes a prior on
+        the second at the settled end's estimate plus the measurement."""
+        if factor.kind == "prior":
+            return gtsam.PriorFactorPoint2(X(factor.first), factor.measured, self._noise(factor))
+        if self.is_settled(factor.first):
+            return gtsam.PriorFactorPoint2(
+                X(factor.second), self.settled.data[factor.first] + factor.measured,
+                self._noise(factor))
         return gtsam.BetweenFactorPoint2(X(factor.first), X(factor.second), factor.measured,
                                          self._noise(factor))
 
@@ -158,8 +155,7 @@ class PoseGraph:
         """Keyframes before ``count`` keep their estimates and leave the optimizer."""
         for index in range(self.settled.size, count):
             self.settled.append(self.isam.calculateEstimatePoint2(X(index)))
-        self.factors = [f for f in self.factors
-                        if not (self.is_settled(f.first) and self.is_settled(f.second))]
+        self.factors = [f for f in self.factors if not self.is_settled(f.second)]
         self._rebuild(gtsam.Values())
 
     def _rebuild(self, new_values: gtsam.Values) -> None:

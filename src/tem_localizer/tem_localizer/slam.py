@@ -151,7 +151,9 @@ class Slam:
         if len(nearby) == 0:
             return float("nan")
         distance = np.linalg.norm(self.places.positions(nearby) - self.position, axis=1)
-        weight = np.exp(-0.5 * (distance / cell) ** 2) * (distance <= 2 * cell)
+        within = distance <= 2 * cell
+        nearby, distance = nearby[within], distance[within]
+        weight = np.exp(-0.5 * (distance / cell) ** 2)
         if weight.sum() <= 1e-9:
             return float("nan")
         predicted = weight @ self.places.codes.data[nearby].astype(np.float32) / weight.sum()
@@ -203,8 +205,7 @@ class Slam:
         if not (retrace_ready or crossing_ready):
             return None
         radius = self.gate_radius(place)
-        nearby = self.places.keyframes_near(self.position, radius)
-        self._refresh(nearby[nearby >= self.graph.settled.size])
+        self._refresh(self.places.keyframes_near(self.position, radius))
         result = find_closure(self.places, place, self.position, radius, settings.closure)
         if result is None:
             return None
@@ -290,11 +291,10 @@ class Slam:
         return float(residual @ np.linalg.solve(closure.result.covariance, residual)) > \
             (CONTRADICTION_SCALES * closure.loss_scale) ** 2
 
-    def _refresh(self, keyframes) -> None:
+    def _refresh(self, keyframes: np.ndarray) -> None:
         """New estimates for the given keyframes; settled ones already have their last."""
-        for index in keyframes:
-            if index >= self.graph.settled.size:
-                self.places.move_keyframe(int(index), self.graph.position(int(index)))
+        for index in keyframes[keyframes >= self.graph.settled.size]:
+            self.places.move_keyframe(int(index), self.graph.position(int(index)))
 
     def _refresh_around(self, closure: Closure) -> None:
         """New estimates for the keyframes a closure moved most (both ends of the loop), and
@@ -302,8 +302,8 @@ class Slam:
         span = 2 + self.settings.closure.window // self.settings.keyframe_every
         old = int(self.places.keyframe_of(closure.old))
         newest = self.places.keyframes - 1
-        self._refresh({*range(max(0, old - span), min(newest, old + span) + 1),
-                       *range(max(0, newest - span), newest + 1)})
+        self._refresh(np.union1d(np.arange(max(0, old - span), min(newest, old + span) + 1),
+                                 np.arange(max(0, newest - span), newest + 1)))
 
     def refresh_keyframes_of(self, places: np.ndarray) -> None:
         """Bring the keyframes the given places hang on up to date."""
@@ -316,7 +316,7 @@ class Slam:
         if total <= 0:
             return
         start = self.next_refresh % total
-        self._refresh(first + (start + i) % total for i in range(min(count, total)))
+        self._refresh(first + (start + np.arange(min(count, total))) % total)
         self.next_refresh = start + count
 
     # -- maps ------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """ROS 2 node ``treeworld_sim``: owns the world, is the clock, publishes what the agent senses.
 
 Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
-/treeworld/health, odom -> base_link on /tf (where tf2_msgs is installed); then it moves the agent by the /cmd_vel stamped t (lockstep) or by the latest
-command at rate_hz (real time).
+/treeworld/health, odom -> base_link on /tf (where tf2_msgs is installed); then it moves the
+agent by the /cmd_vel stamped t (lockstep) or by the latest command at rate_hz (real time).
 
 Flow control: it starts once every reader named in ``progress_topics`` is up, and in lockstep it
 publishes step t only when each of them has reported handling step t - max_lead_steps, so no
