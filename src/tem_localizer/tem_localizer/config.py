@@ -92,6 +92,10 @@ class LocalizerConfig:
     start_in_map: bool = setting(
         False, "ROS node, slam: start in the map at map_file (the agent first finds itself "
         "in it)")
+    max_odometry_jump: float = setting(
+        100.0, "ROS node and replay: consecutive /odom poses farther apart than this (world "
+        "units) are an odometry reset (a driver restart): the localizer re-anchors on the new "
+        "pose instead of moving, and counts it. 0 = never", low=0.0)
     max_input_age: float = setting(
         0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
         "completes is a late frame: its motion is integrated, its smell dropped and counted. "

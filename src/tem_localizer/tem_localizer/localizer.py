@@ -60,6 +60,7 @@ class Counters:
     clipped_actions: int = 0
     lost: int = 0
     late_frames: int = 0            # motion integrated, smell dropped: it came too late
+    odometry_resets: int = 0        # odometry jumped (a driver restart): re-anchored
 
 
 class Localizer:
@@ -122,6 +123,13 @@ class Localizer:
         if kind not in self.warned:
             self.warned.add(kind)
             log.warning(message)
+
+    def odometry_reset(self, jump: float) -> None:
+        """Odometry jumped by ``jump`` world units between two steps: not motion but a reset
+        of its origin, so the step moves nothing; counted, warned once."""
+        self.counters.odometry_resets += 1
+        self._warn_once("odometry_reset", f"odometry jumped {jump:.1f} units in one step: "
+                        "taken as a reset of its origin, the estimate stays (warned once)")
 
     def reject(self, kind: str, message: str) -> LocalizerStep:
         """Count an input that cannot be used and return the unchanged estimate."""

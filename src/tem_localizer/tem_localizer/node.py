@@ -68,7 +68,8 @@ class TemLocalizerNode(Node):
         self.stream = SensorStream(self.localizer, self.config.action_source,
                                    self.config.odom_frame, self.config.smell_frame,
                                    max_input_age=round(self.config.max_input_age * 1e9),
-                                   now=lambda: self.get_clock().now().nanoseconds)
+                                   now=lambda: self.get_clock().now().nanoseconds,
+                                   max_odometry_jump=self.config.max_odometry_jump)
         # (place or None, pose): slam re-reads the places' positions after a correction
         self.trajectory: BoundedTrajectory[tuple[int | None, PoseStamped]] = \
             BoundedTrajectory(self.config.path_max_poses)
@@ -220,6 +221,7 @@ class TemLocalizerNode(Node):
             keys.LOST: counters.lost,
             keys.CLIPPED_ACTIONS: counters.clipped_actions,
             keys.LATE_FRAMES: counters.late_frames,
+            keys.ODOMETRY_RESETS: counters.odometry_resets,
             keys.DEVICE: str(self.localizer.device),
         } | {keys.SKIPPED_PREFIX + kind: count for kind, count in counters.skipped.items()}
         if self.localizer.slam is not None:

@@ -31,16 +31,19 @@ class SensorStream:
     With ``max_input_age`` (nanoseconds, 0 = never) and ``now`` (a clock in nanoseconds), a
     step older than that when it completes is a late frame: its motion is integrated, its
     smell dropped, so a localizer slower than real time stays current instead of falling
-    further behind.
+    further behind. Consecutive odometry poses more than ``max_odometry_jump`` apart (world
+    units, 0 = never) are a reset of odometry's origin: that step moves nothing.
     """
 
     def __init__(self, localizer: Localizer, action_source: str = "odom",
                  odom_frame: str = "odom", smell_frame: str = "map",
-                 max_input_age: int = 0, now: Callable[[], int] | None = None):
+                 max_input_age: int = 0, now: Callable[[], int] | None = None,
+                 max_odometry_jump: float = 0.0):
         self.localizer = localizer
         self.action_source = action_source
         self.odom_frame, self.smell_frame = odom_frame, smell_frame
         self.max_input_age, self.now = max_input_age, now
+        self.max_odometry_jump = max_odometry_jump
         self.reset()
 
     def reset(self) -> None:
@@ -110,7 +113,12 @@ class SensorStream:
             return self.commands[self.last_stamp] * (stamp - self.last_stamp) * 1e-9
         # the first step (and the first after a reset) defines the belief's origin
         reference = self.last_position if self.last_position is not None else entry["odom"]
-        return entry["odom"] - reference
+        action = entry["odom"] - reference
+        jump = float(np.hypot(*action))     # NaN or inf: left for the localizer to refuse
+        if self.max_odometry_jump and np.isfinite(jump) and jump > self.max_odometry_jump:
+            self.localizer.odometry_reset(jump)
+            return np.zeros(2)
+        return action
 
     def _try_step(self, stamp: int) -> StreamEvent | None:
         entry = self.pending[stamp]

@@ -33,7 +33,8 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
              if bag.has(t)]
     for topic in extra:
         bag.require(topic, bag.topics[topic][0])
-    stream = SensorStream(localizer, "odom", config.odom_frame, config.smell_frame)
+    stream = SensorStream(localizer, "odom", config.odom_frame, config.smell_frame,
+                          max_odometry_jump=config.max_odometry_jump)
     for message, decoded in bag.decoded([topics.ODOM, topics.SMELL, *extra]):
         event = None
         if message.topic == topics.ODOM:

@@ -27,6 +27,7 @@ SKIPPED_PREFIX = "skipped_"         # + the kind of bad input, one key per kind
 LOST = "lost"
 CLIPPED_ACTIONS = "clipped_actions"
 LATE_FRAMES = "late_frames"
+ODOMETRY_RESETS = "odometry_resets"
 DEVICE = "device"
 # ... and with method slam
 CLOSURES_ACCEPTED = "closures_accepted"      # closures in the graph, all kinds

@@ -1,0 +1,59 @@
+"""The sensor stream (ROS-free): pairing by stamp, odometry orientation, odometry resets."""
+import numpy as np
+import pytest
+
+from tem_localizer import Localizer, LocalizerConfig
+from tem_localizer.stream import SensorStream
+
+SMELL = np.ones(4, np.float32)
+
+
+def stream(**options) -> SensorStream:
+    localizer = Localizer(LocalizerConfig(method="deadreckoning", sensory_embedding_dim=4,
+                                          device="cpu"))
+    return SensorStream(localizer, **options)
+
+
+def feed(stream: SensorStream, step: int, x: float, orientation=(0.0, 0.0, 0.0, 1.0)):
+    stamp = step * 100_000_000
+    stream.odometry(stamp, "odom", [x, 0.0], orientation)
+    return stream.smell(stamp, "map", "32FC1", 1, SMELL)
+
+
+def test_an_odometry_jump_is_a_reset_not_motion(caplog):
+    """A driver restart puts odometry back near its origin: the estimate stays, the motion
+    after it counts from the new pose, and the reset is counted and warned about once."""
+    s = stream(max_odometry_jump=50.0)
+    events = [feed(s, 0, 0.0)]
+    for step, x in enumerate([5.0, 10.0, -3000.0, -2995.0, 4000.0, 4010.0], start=1):
+        events.append(feed(s, step, x))
+    x_estimates = [event.step.mean[0] for event in events]
+    assert x_estimates == pytest.approx([0.0, 5.0, 10.0, 10.0, 15.0, 15.0, 25.0])
+    assert s.localizer.counters.odometry_resets == 2
+    assert caplog.text.count("taken as a reset of its origin") == 1
+
+
+def test_without_a_bound_every_displacement_is_motion():
+    s = stream()
+    feed(s, 0, 0.0)
+    assert feed(s, 1, 3000.0).step.mean[0] == pytest.approx(3000.0)
+    assert s.localizer.counters.odometry_resets == 0
+
+
+def test_an_orientation_that_is_not_a_unit_quaternion_is_skipped_and_counted():
+    s = stream()
+    feed(s, 0, 0.0)
+    bad = feed(s, 1, 5.0, orientation=(0.0, 0.0, 0.9, 0.9))
+    assert bad is None                       # its odometry was refused: the smell waits
+    assert s.localizer.counters.skipped == {"bad_quaternion": 1}
+    good = feed(s, 2, 8.0, orientation=(0.0, 0.0, np.sin(0.5), np.cos(0.5)))
+    assert good.step.mean[0] == pytest.approx(8.0)   # no displacement was lost
+    np.testing.assert_allclose(good.odometry_pose, [8.0, 0.0, 1.0])
+
+
+def test_infinite_odometry_is_refused_not_taken_for_a_reset():
+    s = stream(max_odometry_jump=50.0)
+    feed(s, 0, 0.0)
+    assert feed(s, 1, float("inf")).step.skipped == "nonfinite_action"
+    assert feed(s, 2, 5.0).step.mean[0] == pytest.approx(5.0)
+    assert s.localizer.counters.odometry_resets == 0
