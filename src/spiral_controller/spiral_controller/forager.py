@@ -8,7 +8,10 @@ moves. Three parts:
   (resting costs half of moving) unless it still knows fewer than ``want_trees`` edible trees:
   then it explores, for knowing where food is is worth more then. At a tree it stays while
   each step brings a fruit and there is room for the next one.
-- **A memory of places, in its own (the localizer's) frame, with the smell there.** Where
+- **A memory of places, in its own (the localizer's) frame, with the smell there.** Each is
+  anchored to the step whose estimate it was measured from; a localizer that corrects its past
+  (slam) says where those steps are now (``anchors`` / ``reanchor``), and the places move with
+  them, so drift found later no longer lives in the memory. Where
   health rose (an edible tree), where it fell by more than a step's cost (poison: given a wide
   berth, and a smell like the poison's is not homed on), and where homing found nothing
   (barren, not homed on again). A tree it emptied is left alone until some emptied tree is
@@ -73,6 +76,8 @@ class Place:
     meals: int = 0
     empty_since: int | None = None  # emptied, or found empty, at this step
     waited_at: int = -10**9         # when it last gave up waiting here
+    anchor: int | None = None       # the step whose estimate ``position`` was measured from
+    offset: np.ndarray | None = None   # (2,) ``position`` minus that estimate
 
 
 @dataclass
@@ -97,10 +102,12 @@ class Counters:
 
 @dataclass
 class Forager:
-    """Call ``observe(estimate, smell, health)`` before each ``forager(step)``; any of them may
-    be None (unknown). The estimate is of the step before (in lockstep the localizer has not
-    seen this step when the command for it is due), so the forager adds the move it
-    commanded since; smell and health are of this step."""
+    """Call ``observe(estimate, smell, health, anchor)`` before each ``forager(step)``; any of
+    them may be None (unknown). The estimate is of the step before (in lockstep the localizer
+    has not seen this step when the command for it is due), so the forager adds the move it
+    commanded since; smell and health are of this step; ``anchor`` names the estimate's step.
+    With a localizer that corrects its past, call ``reanchor`` with where the steps
+    ``anchors()`` names are now, before ``observe``."""
 
     settings: ForagerSettings = ForagerSettings()
     places: list[Place] = field(default_factory=list)
@@ -108,6 +115,8 @@ class Forager:
 
     def __post_init__(self):
         self.position = np.zeros(2)         # the last good estimate, moved by what it did since
+        self.anchor: int | None = None      # the step of the last estimate, and the estimate
+        self.anchor_estimate = np.zeros(2)
         self.heading = math.pi / 4          # the agent starts heading (1, 1) / sqrt(2)
         self.last_move = np.zeros(2)
         self.smell: np.ndarray | None = None
@@ -125,11 +134,14 @@ class Forager:
         self.side = 1.0                     # which way the next zigzag goes
 
     # -- what the forager is told ----------------------------------------------------------
-    def observe(self, estimate, smell, health) -> None:
+    def observe(self, estimate, smell, health, anchor: int | None = None) -> None:
         if estimate is not None and np.all(np.isfinite(estimate)):
-            self.position = np.asarray(estimate, dtype=np.float64) + self.last_move
+            self.anchor_estimate = np.asarray(estimate, dtype=np.float64)
+            self.anchor = anchor
+            self.position = self.anchor_estimate + self.last_move
         else:
             self.counters.missing_pose += 1
+            self.anchor = None               # nothing the localizer can place again
             self.position = self.position + self.last_move     # hold it, moved as commanded
         if smell is not None and np.all(np.isfinite(smell)):
             self.smell = np.asarray(smell, dtype=np.float64)
@@ -155,6 +167,7 @@ class Forager:
             place.meals += 1             # the tree is nearer the middle of where it ate
             place.position = place.position + (self.position - place.position) * \
                 max(1 / place.meals, settings.recent_weight)
+            self._anchor(place)
             self.search = None                      # found it
         elif self.staying:                          # stayed for fruit and none came
             self._remember(EDIBLE).empty_since = self.step_index
@@ -178,8 +191,28 @@ class Forager:
         direction = self.smell / max(np.linalg.norm(self.smell), 1e-9) \
             if self.smell is not None else np.zeros(1)
         place = Place(position.copy(), direction, kind)
+        self._anchor(place)
         self.places.append(place)
         return place
+
+    def _anchor(self, place: Place) -> None:
+        """Measure ``place`` from the newest estimate's step (or leave it where it is)."""
+        if self.anchor is not None:
+            place.anchor, place.offset = self.anchor, place.position - self.anchor_estimate
+
+    def anchors(self) -> list[int]:
+        """The steps the remembered places are measured from."""
+        return sorted({p.anchor for p in self.places if p.anchor is not None})
+
+    def reanchor(self, anchors: list[int], positions: np.ndarray) -> None:
+        """Where the steps ``anchors`` are estimated now (n, 2): every place measured from
+        one moves with it (a trip under way keeps the centre it set out for)."""
+        now = {anchor: np.asarray(position, dtype=np.float64)
+               for anchor, position in zip(anchors, positions)
+               if np.all(np.isfinite(position))}
+        for place in self.places:
+            if place.anchor in now:
+                place.position = now[place.anchor] + place.offset
 
     # -- what it does ----------------------------------------------------------------------
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:

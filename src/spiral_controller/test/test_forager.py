@@ -94,6 +94,50 @@ def test_eating_at_an_emptied_tree_means_every_tree_has_refilled():
     assert first.empty_since is None and second.empty_since is None
 
 
+def test_remembered_places_move_with_the_step_they_were_measured_from():
+    """A tree found while the estimate had drifted 30 units: when the localizer later says
+    where that step really was, the tree moves with it, and so does the goal; a place
+    measured from another step, and one with no step, stay."""
+    forager = Forager()
+    forager.observe(np.array([100.0, 0.0]), SMELL, 500.0, anchor=7)
+    forager(7)
+    forager.observe(np.array([110.0, 0.0]) - forager.last_move, SMELL, 523.0, anchor=8)
+    tree = forager.places[0]                           # ate at (110, 0), from step 8
+    assert tree.anchor == 8
+    np.testing.assert_allclose(tree.offset, tree.position - (np.array([110.0, 0.0]) -
+                                                             forager.last_move))
+    forager.observe(np.array([300.0, 0.0]), SMELL, 522.0, anchor=9)
+    other = forager._remember(BARREN)                  # measured from step 9
+    forager.anchor = None
+    unanchored = forager._remember(POISONOUS, np.array([-50.0, 0.0]))
+    assert forager.anchors() == [8, 9]
+    before = {id(p): p.position.copy() for p in forager.places}
+    step_8_now = np.array([110.0, 0.0]) - forager.last_move + np.array([-30.0, 0.0])
+    forager.reanchor([8], step_8_now[None])
+    np.testing.assert_allclose(tree.position, before[id(tree)] + [-30.0, 0.0])
+    np.testing.assert_allclose(other.position, before[id(other)])
+    np.testing.assert_allclose(unanchored.position, before[id(unanchored)])
+    forager.reanchor([8, 9], np.array([[np.nan, np.nan], [290.0, 0.0]]))   # unknown: kept
+    np.testing.assert_allclose(tree.position, before[id(tree)] + [-30.0, 0.0])
+    np.testing.assert_allclose(other.position, before[id(other)] + [-10.0, 0.0])
+    forager.position, forager.step_index = np.zeros(2), 10
+    assert forager._pick_goal() is tree
+
+
+def test_a_meal_remeasures_its_tree_from_the_newest_step():
+    forager = Forager()
+    forager.observe(np.array([0.0, 0.0]), SMELL, 500.0, anchor=1)
+    forager.best_health = 1000.0                       # room for more: it stays to eat
+    forager(1)
+    forager.observe(np.array([10.0, 0.0]) - forager.last_move, SMELL, 523.0, anchor=2)
+    tree = forager.places[0]
+    assert np.allclose(forager(2)[0], 0)
+    forager.observe(np.array([12.0, 0.0]), SMELL, 547.0, anchor=3)    # a second fruit
+    assert forager.places == [tree] and tree.anchor == 3
+    np.testing.assert_allclose(tree.position, [11.0, 0.0])            # the middle of both
+    np.testing.assert_allclose(tree.offset, [-1.0, 0.0])              # from step 3's estimate
+
+
 # -- the goal rule -------------------------------------------------------------------------
 def test_hungry_it_picks_the_nearest_tree_expected_to_have_fruit():
     forager = Forager(settings=ForagerSettings(regrow_wait=100))

@@ -72,6 +72,14 @@ def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
     return corrected
 
 
+def recall(controller, localizer: Localizer, places: list[int | None]) -> None:
+    """Tell ``controller`` where the steps its memory is anchored to are now."""
+    anchors = controller.anchors()
+    if anchors:
+        controller.reanchor(anchors, localizer.corrected_positions(
+            [places[anchor] for anchor in anchors]))
+
+
 def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         progress: bool = True, load_map: Path | None = None, save_map: Path | None = None,
         steer_by_truth: bool = False) -> tuple[Recording, Scene]:
@@ -83,6 +91,9 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     controller = make_controller(settings.controller)
     sensing = senses(controller)
     localizer = Localizer(settings.localizer) if use_localizer else None
+    # slam corrects its past: the forager's memory follows (steps stand for their places)
+    recalls = sensing and localizer is not None and localizer.slam is not None and \
+        not steer_by_truth
     if load_map is not None:
         localizer.load_map(load_map)
     steps, period = settings.world.steps, settings.world.step_period
@@ -113,8 +124,13 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             # (the true pose of the last, for the upper bound)
             before = true_positions if steer_by_truth else estimates
             estimate_before = before[step - 1] if before is not None and step > 0 else None
+            anchor = None
+            if recalls and step > 0:
+                recall(controller, localizer, places)
+                anchor = step - 1 if places[step - 1] is not None else None
             # the smell as the graph carries it (float32), so both runs decide alike
-            controller.observe(estimate_before, record.smell.astype(np.float32), record.health)
+            controller.observe(estimate_before, record.smell.astype(np.float32), record.health,
+                               anchor)
         world.move(*controller(step))
         done += 1
     elapsed = time.perf_counter() - started
