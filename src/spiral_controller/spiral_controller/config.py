@@ -38,6 +38,10 @@ class ControllerConfig:
     forage_pose_source: str = setting(
         "pose", "Forager, ROS node: where it learns its position: pose (/tem/pose, the "
         "localizer's estimate) or odom (/odom, dead reckoning)", choices=("pose", "odom"))
+    forage_recall: bool = setting(
+        False, "Forager, ROS node: ask the localizer (slam) where the steps its memory is "
+        "anchored to are now, each step, and wait for the answer (the launchers set it for a "
+        "forager on slam)")
     forage_wait: float = setting(
         2.0, "Forager, ROS node, lockstep: seconds to wait for the previous step's pose and "
         "this step's smell and health before deciding without them (counted)", low=0.0)

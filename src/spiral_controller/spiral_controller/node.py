@@ -6,7 +6,9 @@ step_period. The traced and random paths need nothing but the clock. The forager
 (``controller: forage``) also listens to what the agent knows: its position (/tem/pose, the
 localizer's estimate, or /odom for dead reckoning), /smell and /treeworld/health. Its command
 for step t uses the estimate of step t - 1 and the smell and health of step t; it waits up to
-``forage_wait`` seconds for them, then decides without what is missing (counted). It never
+``forage_wait`` seconds for them, then decides without what is missing (counted). With slam
+(``forage_recall``) it also asks, after each decision, where the steps its memory is anchored
+to are now, and uses the answer (the map after step t - 1) before deciding step t. It never
 reads the true pose.
 """
 from __future__ import annotations
@@ -15,8 +17,8 @@ import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseWithCovarianceStamped, TwistStamped
-from nav_msgs.msg import Odometry
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TwistStamped
+from nav_msgs.msg import Odometry, Path
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -58,6 +60,11 @@ class SpiralControllerNode(Node):
                 self.create_subscription(Odometry, io.ODOM, self.on_pose, qos)
             self.create_subscription(Image, io.SMELL, self.on_smell, qos)
             self.create_subscription(Float32, io.HEALTH, self.on_health, qos)
+            if self.config.forage_recall:
+                # where its anchor steps are now: asked after each decision, answered by slam
+                self.recalled: dict[int, tuple[list[int], np.ndarray]] = {}
+                self.anchor_publisher = self.create_publisher(Path, io.FORAGER_ANCHORS, qos)
+                self.create_subscription(Path, io.RECALLED, self.on_recalled, qos)
             self.create_timer(0.05, self.command_when_ready,
                               clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"controller {self.config.controller}")
@@ -102,6 +109,22 @@ class SpiralControllerNode(Node):
         self.smells[self.step_of(message.header)] = np.frombuffer(message.data, np.float32)
         self.command_when_ready()
 
+    def on_recalled(self, message: Path) -> None:
+        anchors = [self.step_of(pose.header) for pose in message.poses]
+        positions = np.array([[p.pose.position.x, p.pose.position.y] for p in message.poses])
+        self.recalled[self.step_of(message.header)] = (anchors, positions.reshape(-1, 2))
+        self.command_when_ready()
+
+    def ask_where_anchors_are(self, step: int) -> None:
+        request = Path()
+        request.header.stamp = io.step_stamp(step, self.config.step_period)
+        request.header.frame_id = io.MAP_FRAME
+        for anchor in self.controller.anchors():
+            pose = PoseStamped()
+            pose.header.stamp = io.step_stamp(anchor, self.config.step_period)
+            request.poses.append(pose)
+        self.anchor_publisher.publish(request)
+
     def on_health(self, message: Float32) -> None:
         # Float32 has no stamp: health arrives in step order, one per observed step (reliable,
         # transient-local: none is missed)
@@ -112,14 +135,16 @@ class SpiralControllerNode(Node):
     def command_when_ready(self) -> None:
         while self.next_step <= self.clock_step:
             step = self.next_step
+            recall = self.config.forage_recall and step > 0
             complete = (step == 0 or step - 1 in self.poses) and step in self.smells and \
-                step in self.healths
+                step in self.healths and (not recall or step - 1 in self.recalled)
             if not complete:
                 self.waiting_since = self.waiting_since or time.monotonic()
                 if time.monotonic() - self.waiting_since < self.config.forage_wait:
                     return
-                missing = [name for name, absent in (("smell", step not in self.smells),
-                                                     ("health", step not in self.healths))
+                missing = [name for name, absent in (
+                    ("smell", step not in self.smells), ("health", step not in self.healths),
+                    ("where its anchors are", recall and step - 1 not in self.recalled))
                            if absent]
                 if missing:
                     self.get_logger().warning(
@@ -127,9 +152,16 @@ class SpiralControllerNode(Node):
                         f"{self.config.forage_wait} s (counted: {self.controller.counters})",
                         throttle_duration_sec=5.0)
             self.waiting_since = None
-            self.controller.observe(self.estimate_for(step), self.smells.pop(step, None),
-                                    self.healths.pop(step, None))
-            self.publisher.publish(self.command(step))
+            if recall and step - 1 in self.recalled:
+                self.controller.reanchor(*self.recalled.pop(step - 1))
+            estimate = self.estimate_for(step)
+            anchor = step - 1 if estimate is not None else None
+            self.controller.observe(estimate, self.smells.pop(step, None),
+                                    self.healths.pop(step, None), anchor)
+            command = self.command(step)
+            if self.config.forage_recall:
+                self.ask_where_anchors_are(step)
+            self.publisher.publish(command)
             self.next_step += 1
             for old in [s for s in self.poses if s < step - 1]:
                 del self.poses[old]

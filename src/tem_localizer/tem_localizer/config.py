@@ -92,6 +92,10 @@ class LocalizerConfig:
     start_in_map: bool = setting(
         False, "ROS node, slam: start in the map at map_file (the agent first finds itself "
         "in it)")
+    answer_recalls: bool = setting(
+        False, "ROS node, slam: answer the forager's requests for where its anchor steps are "
+        "now, each with the map after that step, and handle a step only once the request of "
+        "the step before has come (the launchers set it for a forager on slam)")
     max_odometry_jump: float = setting(
         100.0, "ROS node and replay: consecutive /odom poses farther apart than this (world "
         "units) are an odometry reset (a driver restart): the localizer re-anchors on the new "

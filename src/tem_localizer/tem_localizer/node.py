@@ -29,6 +29,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
 from tem_localizer.map_file import MapFileError
+from tem_localizer.place_map import GrowingArray
 from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
@@ -55,10 +56,11 @@ class TemLocalizerNode(Node):
             if self.localizer.slam is not None else None
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.frames = FrameBroadcaster(self)
-        self.create_subscription(Odometry, io.ODOM, self.on_odom, qos)
-        self.create_subscription(Image, io.SMELL, self.on_smell, qos)
+        self.create_subscription(Odometry, io.ODOM, self.hold(self.on_odom), qos)
+        self.create_subscription(Image, io.SMELL, self.hold(self.on_smell), qos)
         if self.config.action_source == "cmd_vel":
             self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
+        self.recall = Recall(self, qos) if self.config.answer_recalls else None
         self.create_service(Trigger, "~/reset", self.on_reset)
         if self.localizer.slam is not None:
             self.create_service(Trigger, "~/save_map", self.on_save_map)
@@ -86,6 +88,14 @@ class TemLocalizerNode(Node):
         self.get_logger().info(f"{self.config.method} on {self.localizer.device}, "
                                f"S={self.config.grid_size}, actions from "
                                f"/{self.config.action_source}")
+
+    def hold(self, callback):
+        """``callback``, or, answering a forager's recalls, ``callback`` once the step may be
+        handled (see Recall)."""
+        if not self.config.answer_recalls:
+            return callback
+        return lambda message: self.recall.when_ready(
+            io.stamp_nanoseconds(message.header.stamp), lambda: callback(message))
 
     # -- input: messages to plain values for the stream -----------------------------------
     def on_odom(self, message: Odometry) -> None:
@@ -116,6 +126,8 @@ class TemLocalizerNode(Node):
         self.last_input = time.monotonic()
         stamp = io.nanoseconds_stamp(event.stamp)
         localized = event.step.skipped is None and not event.late
+        if self.recall is not None:
+            self.recall.handled(event.stamp, event.step.place if localized else None)
         if localized:
             self.publish_estimate(stamp, event.step)
             if event.odometry_pose is not None:
@@ -237,16 +249,87 @@ class TemLocalizerNode(Node):
         return map_service(self.localizer.save_map, "saved the map to", self, response)
 
     def on_load_map(self, request, response):
+        if self.recall is not None:
+            self.recall.forget()
         return map_service(self.localizer.load_map, "loaded the map from", self, response)
 
     def on_reset(self, request, response):
         self.localizer.reset()
+        if self.recall is not None:
+            self.recall.forget()
         self.stream.reset()
         self.trajectory.clear()
         self.path_stamp = None
         self.closures = []
         response.success, response.message = True, "belief and memory reset"
         return response
+
+
+class Recall:
+    """Answers the forager: where the steps its memory is anchored to are in the map now.
+
+    The answer to the request stamped t must be the map after step t, as in-process, however
+    the messages interleave: so a request is answered once step t is handled, and a step
+    after t is held until the request of step t has come (the forager sends one every step).
+    """
+
+    def __init__(self, node: TemLocalizerNode, qos):
+        self.node = node
+        self.publisher = node.create_publisher(Path, io.RECALLED, qos)
+        node.create_subscription(Path, io.FORAGER_ANCHORS, self.on_request, qos)
+        self.forget()      # stamps of the localized steps (increasing) and their places
+        self.requests: dict[int, Path] = {}          # stamp -> request not yet answered
+        self.requested = -1                          # the newest request's stamp
+        self.last_handled = -1                       # the newest step's stamp
+        self.held: list[tuple[int, callable]] = []   # (stamp, deliver) of later steps
+
+    def forget(self) -> None:
+        """The map was reset or replaced: its places are not the ones the steps named."""
+        self.stamps, self.places = GrowingArray((), np.int64), GrowingArray((), np.int64)
+
+    def handled(self, stamp: int, place: int | None) -> None:
+        self.last_handled = max(self.last_handled, stamp)
+        if place is not None:
+            self.stamps.append(stamp)
+            self.places.append(place)
+        for request in sorted(s for s in self.requests if s <= self.last_handled):
+            self.answer(self.requests.pop(request))
+
+    def when_ready(self, stamp: int, deliver) -> None:
+        if stamp <= self.last_handled or self.requested >= self.last_handled:
+            deliver()
+        else:
+            self.held.append((stamp, deliver))
+
+    def on_request(self, request: Path) -> None:
+        stamp = io.stamp_nanoseconds(request.header.stamp)
+        self.requested = max(self.requested, stamp)
+        if stamp <= self.last_handled:
+            self.answer(request)
+        else:
+            self.requests[stamp] = request
+        released, self.held = self.held, []
+        for held_stamp, deliver in released:
+            self.when_ready(held_stamp, deliver)
+
+    def answer(self, request: Path) -> None:
+        """The request's anchors that are localized steps, at their places' positions now."""
+        wanted = np.array([io.stamp_nanoseconds(p.header.stamp) for p in request.poses],
+                          dtype=np.int64)
+        stamps = self.stamps.view()
+        index = np.searchsorted(stamps, wanted)
+        known = (index < len(stamps)) & (stamps[np.minimum(index, len(stamps) - 1)] == wanted) \
+            if len(stamps) else np.zeros(len(wanted), bool)
+        answer = Path()
+        answer.header = request.header
+        if known.any():
+            positions = self.node.localizer.corrected_positions(self.places.view()[index[known]])
+            for pose, (x, y) in zip((p for p, k in zip(request.poses, known) if k), positions):
+                answered = PoseStamped(header=pose.header)
+                answered.pose.position.x, answered.pose.position.y = float(x), float(y)
+                answered.pose.orientation.w = 1.0
+                answer.poses.append(answered)
+        self.publisher.publish(answer)
 
 
 def map_service(action, what: str, node: TemLocalizerNode, response):

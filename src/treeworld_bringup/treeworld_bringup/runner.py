@@ -16,7 +16,7 @@ from tqdm import tqdm
 from spiral_controller import make_controller, senses
 from tem_localizer import Localizer
 from treeworld_bringup.recording import Recording, Scene
-from treeworld_bringup.settings import Settings
+from treeworld_bringup.settings import Settings, forager_recalls
 from treeworld_sim import TreeWorld
 
 
@@ -72,14 +72,6 @@ def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
     return corrected
 
 
-def recall(controller, localizer: Localizer, places: list[int | None]) -> None:
-    """Tell ``controller`` where the steps its memory is anchored to are now."""
-    anchors = controller.anchors()
-    if anchors:
-        controller.reanchor(anchors, localizer.corrected_positions(
-            [places[anchor] for anchor in anchors]))
-
-
 def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         progress: bool = True, load_map: Path | None = None, save_map: Path | None = None,
         steer_by_truth: bool = False) -> tuple[Recording, Scene]:
@@ -91,9 +83,10 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
     controller = make_controller(settings.controller)
     sensing = senses(controller)
     localizer = Localizer(settings.localizer) if use_localizer else None
-    # slam corrects its past: the forager's memory follows (steps stand for their places)
-    recalls = sensing and localizer is not None and localizer.slam is not None and \
-        not steer_by_truth
+    # slam corrects its past: the forager's memory follows. As on the ROS graph, the anchors
+    # it names after deciding step t - 1 are placed with the map after step t - 1.
+    recalls = sensing and use_localizer and forager_recalls(settings) and not steer_by_truth
+    requested, recalled = [], None
     if load_map is not None:
         localizer.load_map(load_map)
     steps, period = settings.world.steps, settings.world.step_period
@@ -110,6 +103,9 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             break
         record = world.observe()
         true_positions[step], healths[step] = record.position, record.health
+        if recalls and requested:
+            recalled = requested, localizer.corrected_positions(
+                [places[anchor] for anchor in requested])
         if localizer is not None:
             estimate = localizer.step(record.odometry_position - last_odometry, record.smell)
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
@@ -126,12 +122,15 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             estimate_before = before[step - 1] if before is not None and step > 0 else None
             anchor = None
             if recalls and step > 0:
-                recall(controller, localizer, places)
+                if recalled is not None:
+                    controller.reanchor(*recalled)
                 anchor = step - 1 if places[step - 1] is not None else None
             # the smell as the graph carries it (float32), so both runs decide alike
             controller.observe(estimate_before, record.smell.astype(np.float32), record.health,
                                anchor)
         world.move(*controller(step))
+        if recalls:
+            requested, recalled = controller.anchors(), None
         done += 1
     elapsed = time.perf_counter() - started
     summary = world_summary(world) | {"elapsed_seconds": elapsed,

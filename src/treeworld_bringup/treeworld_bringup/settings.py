@@ -67,10 +67,21 @@ def load_settings(path: str | Path | None) -> Settings:
                     sections["tem_localizer"])
 
 
+def forager_recalls(settings: Settings) -> bool:
+    """Whether the forager's memory follows slam's corrections of the past (it steers by the
+    localizer's pose, and the localizer is slam)."""
+    return settings.controller.controller == "forage" and \
+        settings.controller.forage_pose_source == "pose" and settings.localizer.method == "slam"
+
+
 def parameter_document(settings: Settings) -> dict:
-    """The ros__parameters document for ``settings`` (what the launcher hands each node)."""
-    sections = {"treeworld_sim": settings.world, "spiral_controller": settings.controller,
-                "tem_localizer": settings.localizer}
+    """The ros__parameters document for ``settings`` (what the launcher hands each node); the
+    forager and slam are told whether they exchange anchors."""
+    recalls = forager_recalls(settings)
+    sections = {"treeworld_sim": settings.world,
+                "spiral_controller": dataclasses.replace(settings.controller,
+                                                         forage_recall=recalls),
+                "tem_localizer": dataclasses.replace(settings.localizer, answer_recalls=recalls)}
     return {node: {"ros__parameters": {name: list(value) if isinstance(value, tuple) else value
                                        for name, value in dataclasses.asdict(section).items()}}
             for node, section in sections.items()}

@@ -16,6 +16,11 @@ BELIEF = "/tem/belief"
 POSE = "/tem/pose"
 PATH = "/tem/path"
 GRAPH = "/tem/graph"          # slam: keyframes and loop closures, for RViz
+# The forager's memory is anchored to steps; with slam it asks where they are now. A request
+# (nav_msgs/Path) is stamped with the step just decided, one pose per anchor stamped with the
+# anchor's step; the answer carries the same stamps with the map's positions after that step.
+FORAGER_ANCHORS = "/spiral_controller/anchors"
+RECALLED = "/tem/recalled"
 DIAGNOSTICS = "/diagnostics"
 TF = "/tf"                    # map -> odom (the localizer), odom -> base_link (the simulator)
 
