@@ -42,14 +42,24 @@ def yaw(heading: np.ndarray) -> float:
 
 
 def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarray,
-                     velocity: np.ndarray) -> Odometry:
+                     velocity: np.ndarray, position_variance: float = 0.0,
+                     velocity_variance: float = 0.0) -> Odometry:
+    """Pose in ``frame``; twist in base_link, as REP 105 has it (``velocity`` is world-frame
+    and is turned into the body frame by ``heading``). Covariances: x and y as given (the
+    error is isotropic); heading, z, roll and pitch are exact in a planar world with
+    commanded turns."""
     message = Odometry()
     message.header.stamp, message.header.frame_id = stamp, frame
     message.child_frame_id = io.BASE_FRAME
     message.pose.pose.position.x, message.pose.pose.position.y = map(float, position)
     orientation = message.pose.pose.orientation
     orientation.x, orientation.y, orientation.z, orientation.w = quaternion_of(yaw(heading))
-    message.twist.twist.linear.x, message.twist.twist.linear.y = map(float, velocity)
+    ahead = np.asarray(heading, dtype=np.float64) / max(float(np.hypot(*heading)), 1e-12)
+    forward = float(velocity[0] * ahead[0] + velocity[1] * ahead[1])
+    left = float(velocity[1] * ahead[0] - velocity[0] * ahead[1])
+    message.twist.twist.linear.x, message.twist.twist.linear.y = forward, left
+    message.pose.covariance[0] = message.pose.covariance[7] = float(position_variance)
+    message.twist.covariance[0] = message.twist.covariance[7] = float(velocity_variance)
     return message
 
 
@@ -108,7 +118,8 @@ class TreeWorldSimNode(Node):
         for topic in self.config.progress_topics:
             self.create_subscription(Clock, topic, partial(self.on_progress, topic),
                                      io.latest_qos())
-        self.last_measured = np.zeros(2)
+        self.last_measured = np.zeros(2)      # the last move, as odometry measured it
+        self.last_moved = np.zeros(2)         # ... and as it was
         self.started = self.finished = False
         self.blocked_since: float | None = None
         self.get_logger().info(
@@ -184,11 +195,13 @@ class TreeWorldSimNode(Node):
         smell.header.stamp, smell.header.frame_id = stamp, io.MAP_FRAME
         smell.data = array.array("B", record.smell.astype(np.float32).tobytes())
         self.smell_publisher.publish(smell)
-        velocity = self.last_measured / self.period
+        noise = self.world.config.odometry_noise
         self.odom_publisher.publish(odometry_message(
-            stamp, io.ODOM_FRAME, record.odometry_position, record.heading, velocity))
+            stamp, io.ODOM_FRAME, record.odometry_position, record.heading,
+            self.last_measured / self.period, self.world.odometry_variance,
+            (noise / self.period) ** 2))
         self.truth_publisher.publish(odometry_message(
-            stamp, io.MAP_FRAME, record.position, record.heading, velocity))
+            stamp, io.MAP_FRAME, record.position, record.heading, self.last_moved / self.period))
         self.frames.send(stamp, io.ODOM_FRAME, io.BASE_FRAME,
                          np.append(record.odometry_position, yaw(record.heading)))
         self.health_publisher.publish(Float32(data=float(record.health)))
@@ -209,7 +222,8 @@ class TreeWorldSimNode(Node):
                     f"({self.rejected_commands} so far)", throttle_duration_sec=5.0)
         self.heading_angle += turn_rate * self.period
         heading = np.array([math.cos(self.heading_angle), math.sin(self.heading_angle)])
-        self.last_measured = self.world.move(velocity * self.period, heading)
+        self.last_moved = velocity * self.period
+        self.last_measured = self.world.move(self.last_moved, heading)
         if self.world.step_index >= self.config.steps or not self.world.alive:
             self.finish()
             return
@@ -223,7 +237,7 @@ class TreeWorldSimNode(Node):
         stamp = io.step_stamp(world.step_index, self.period)
         self.clock_publisher.publish(Clock(clock=stamp))
         self.truth_publisher.publish(odometry_message(
-            stamp, io.MAP_FRAME, world.position, world.heading, self.last_measured / self.period))
+            stamp, io.MAP_FRAME, world.position, world.heading, self.last_moved / self.period))
         totals = {keys.STEPS: world.step_index, keys.TOTAL_MOVEMENT: repr(world.total_movement),
                   keys.HEALTH: repr(world.health), keys.FRUIT_EATEN: world.fruit_eaten,
                   keys.POISONOUS_FRUIT_EATEN: world.poisonous_fruit_eaten,

@@ -77,6 +77,7 @@ class TreeWorld:
         self.position = np.zeros(2)
         self.heading = START_HEADING.copy()
         self.odometry_position = np.zeros(2)
+        self.odometry_variance = 0.0      # of odometry_position's error, per axis
         self.health = float(self.config.max_health)
         self.fruit = np.full(self.config.num_trees, self.config.max_fruit, dtype=np.int64)
         self.total_movement = 0.0
@@ -126,6 +127,7 @@ class TreeWorld:
         measured = displacement
         if self.config.odometry_noise > 0 and distance > 0:   # wheels at rest do not tick
             measured = displacement + self.generator.normal(0.0, self.config.odometry_noise, 2)
+            self.odometry_variance += self.config.odometry_noise**2
         self.odometry_position = self.odometry_position + measured
         self.step_index += 1
         return measured
