@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import array
 import time
+from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -281,7 +282,7 @@ class Recall:
         self.requests: dict[int, Path] = {}          # stamp -> request not yet answered
         self.requested = -1                          # the newest request's stamp
         self.last_handled = -1                       # the newest step's stamp
-        self.held: list[tuple[int, callable]] = []   # (stamp, deliver) of later steps
+        self.held: list[tuple[int, Callable[[], None]]] = []   # (stamp, deliver): later steps
 
     def forget(self) -> None:
         """The map was reset or replaced: its places are not the ones the steps named."""
