@@ -125,7 +125,10 @@ class SensorStream:
         if not self._ready(entry):
             return None
         for older in [s for s in self.pending if s < stamp]:
-            del self.pending[older]          # never completed: its partner was rejected
+            # never completed: its partner was lost, rejected, or never sent (a camera slower
+            # than odometry); its odometry is not lost, the next step's displacement has it
+            missing = "odom" if "smell" in self.pending.pop(older) else "smell"
+            self.localizer.reject("unpaired", f"nothing came for the {missing} at {older} ns")
         del self.pending[stamp]
         late = bool(self.max_input_age) and self.now is not None and \
             self.now() - stamp > self.max_input_age

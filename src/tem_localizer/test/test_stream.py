@@ -57,3 +57,17 @@ def test_infinite_odometry_is_refused_not_taken_for_a_reset():
     assert feed(s, 1, float("inf")).step.skipped == "nonfinite_action"
     assert feed(s, 2, 5.0).step.mean[0] == pytest.approx(5.0)
     assert s.localizer.counters.odometry_resets == 0
+
+
+def test_a_step_that_never_gets_its_partner_is_counted_and_its_motion_kept(caplog):
+    """Odometry at 10 Hz, smell at 5 Hz: the odometry-only steps are unpaired, counted once
+    each (warned once), and the displacement they carried arrives with the next pair."""
+    s = stream()
+    feed(s, 0, 0.0)
+    for step in range(1, 7):
+        s.odometry(step * 100_000_000, "odom", [5.0 * step, 0.0])
+        if step % 2 == 0:
+            event = s.smell(step * 100_000_000, "map", "32FC1", 1, SMELL)
+            assert event.step.mean[0] == pytest.approx(5.0 * step)
+    assert s.localizer.counters.skipped == {"unpaired": 3}
+    assert caplog.text.count("counted as 'unpaired'") == 1
