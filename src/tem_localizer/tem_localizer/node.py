@@ -31,7 +31,7 @@ from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
 from tem_localizer.map_file import MapFileError
 from tem_localizer.place_map import GrowingArray
-from tem_localizer.stream import SensorStream, StreamEvent
+from tem_localizer.stream import RawImage, SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -109,8 +109,7 @@ class TemLocalizerNode(Node):
     def on_smell(self, message: Image) -> None:
         started = time.perf_counter()
         self.on_event(self.stream.smell(io.stamp_nanoseconds(message.header.stamp),
-                                        message.header.frame_id, message.encoding,
-                                        message.height, np.frombuffer(message.data, np.float32)),
+                                        message.header.frame_id, RawImage.of(message)),
                       started)
 
     def on_command(self, message: TwistStamped) -> None:

@@ -18,6 +18,23 @@ from treeworld_schema.topics import SMELL_ENCODING
 
 
 @dataclass(frozen=True)
+class RawImage:
+    """A sensor_msgs/Image's fields as they came (from a node's message or a bag's)."""
+
+    encoding: str
+    height: int
+    width: int
+    step: int                # bytes per row
+    big_endian: bool
+    data: bytes
+
+    @classmethod
+    def of(cls, message) -> RawImage:
+        return cls(message.encoding, message.height, message.width, message.step,
+                   bool(message.is_bigendian), bytes(message.data))
+
+
+@dataclass(frozen=True)
 class StreamEvent:
     stamp: int               # nanoseconds
     step: LocalizerStep      # ``step.skipped`` names the reason when nothing was used
@@ -82,16 +99,22 @@ class SensorStream:
         entry["yaw"] = yaw
         return self._try_step(stamp)
 
-    def smell(self, stamp: int, frame: str, encoding: str, height: int,
-              values: np.ndarray) -> StreamEvent | None:
-        """A smell as a one-row 32FC1 image: ``values`` (D,) float32."""
+    def smell(self, stamp: int, frame: str, image: RawImage) -> StreamEvent | None:
+        """A smell as a one-row 32FC1 image of D floats."""
         rejected = self._check("smell", stamp, frame, self.smell_frame)
         if rejected is not None:
             return rejected
-        if encoding != SMELL_ENCODING or height != 1:
-            return self._rejected(stamp, "bad_encoding", f"smell image is {encoding} with "
-                                  f"{height} rows, expected {SMELL_ENCODING} with 1 row")
-        self.pending.setdefault(stamp, {})["smell"] = values
+        if image.encoding != SMELL_ENCODING or image.height != 1:
+            return self._rejected(stamp, "bad_encoding", f"smell image is {image.encoding} "
+                                  f"with {image.height} rows, expected {SMELL_ENCODING} with "
+                                  "1 row")
+        if image.step != 4 * image.width or len(image.data) != image.step:
+            return self._rejected(stamp, "bad_image_size", f"smell image {image.width} wide "
+                                  f"has a row of {image.step} bytes and {len(image.data)} "
+                                  f"bytes of data, expected {4 * image.width} and "
+                                  f"{4 * image.width}")
+        values = np.frombuffer(image.data, ">f4" if image.big_endian else "<f4")
+        self.pending.setdefault(stamp, {})["smell"] = values.astype(np.float32)
         return self._try_step(stamp)
 
     def command(self, stamp: int, velocity) -> StreamEvent | None:

@@ -3,9 +3,16 @@ import numpy as np
 import pytest
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.stream import SensorStream
+from tem_localizer.stream import RawImage, SensorStream
 
 SMELL = np.ones(4, np.float32)
+
+
+def image(values=SMELL, **changes) -> RawImage:
+    values = np.asarray(values, "<f4")
+    fields = dict(encoding="32FC1", height=1, width=values.size, step=4 * values.size,
+                  big_endian=False, data=values.tobytes())
+    return RawImage(**(fields | changes))
 
 
 def stream(**options) -> SensorStream:
@@ -17,7 +24,7 @@ def stream(**options) -> SensorStream:
 def feed(stream: SensorStream, step: int, x: float, orientation=(0.0, 0.0, 0.0, 1.0)):
     stamp = step * 100_000_000
     stream.odometry(stamp, "odom", [x, 0.0], orientation)
-    return stream.smell(stamp, "map", "32FC1", 1, SMELL)
+    return stream.smell(stamp, "map", image())
 
 
 def test_an_odometry_jump_is_a_reset_not_motion(caplog):
@@ -67,7 +74,32 @@ def test_a_step_that_never_gets_its_partner_is_counted_and_its_motion_kept(caplo
     for step in range(1, 7):
         s.odometry(step * 100_000_000, "odom", [5.0 * step, 0.0])
         if step % 2 == 0:
-            event = s.smell(step * 100_000_000, "map", "32FC1", 1, SMELL)
+            event = s.smell(step * 100_000_000, "map", image())
             assert event.step.mean[0] == pytest.approx(5.0 * step)
     assert s.localizer.counters.skipped == {"unpaired": 3}
     assert caplog.text.count("counted as 'unpaired'") == 1
+
+
+@pytest.mark.parametrize("changes", [
+    {"data": np.ones(4, "<f4").tobytes()[:-3]},            # truncated
+    {"step": 12},                                           # a row shorter than its width
+    {"width": 5},                                           # a width the data does not fill
+])
+def test_a_smell_image_whose_size_does_not_add_up_is_refused_and_counted(changes):
+    s = stream()
+    feed(s, 0, 0.0)
+    s.odometry(100_000_000, "odom", [5.0, 0.0])
+    event = s.smell(100_000_000, "map", image(**changes))
+    assert event.step.skipped == "bad_image_size"
+    assert feed(s, 2, 9.0).step.mean[0] == pytest.approx(9.0)   # no displacement lost
+
+
+def test_a_big_endian_smell_is_read_as_such():
+    s = stream()
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    s.smell(0, "map", image(data=values.astype(">f4").tobytes(), big_endian=True))
+    np.testing.assert_array_equal(s.pending[0]["smell"], values)   # waiting for its odom
+    assert s.odometry(0, "odom", [0.0, 0.0]).step.skipped is None
+    s.odometry(100_000_000, "odom", [1.0, 0.0])
+    wrong = s.smell(100_000_000, "map", image(values=[1.0, 2.0, 3.0]))
+    assert wrong.step.skipped == "wrong_smell_length"      # sizes add up, D does not

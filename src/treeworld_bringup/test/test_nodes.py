@@ -42,7 +42,7 @@ class Driver(Node):
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.diagnostics.append, qos)
 
     def send(self, step, x=None, smell=None, frame="odom", encoding=io.SMELL_ENCODING,
-             smell_frame="map", quaternion=(0.0, 0.0, 0.0, 1.0)):
+             smell_frame="map", quaternion=(0.0, 0.0, 0.0, 1.0), truncate=0):
         stamp = io.step_stamp(step, PERIOD)
         if x is not None:
             odom = Odometry()
@@ -55,7 +55,7 @@ class Driver(Node):
             smell = np.asarray(smell, np.float32)
             image = Image(height=1, width=smell.size, encoding=encoding, step=4 * smell.size)
             image.header.stamp, image.header.frame_id = stamp, smell_frame
-            image.data = array.array("B", smell.tobytes())
+            image.data = array.array("B", smell.tobytes()[:len(smell.tobytes()) - truncate])
             self.smell.publish(image)
 
     def send_command(self, step, vx):
@@ -97,6 +97,7 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
             driver.send(0, x=0.0, smell=GOOD)                             # in the past
             driver.send(6, smell=GOOD, encoding="8UC1")                   # not a smell
             driver.send(6, x=6.0, quaternion=(0.0, 0.0, 0.5, 0.5))        # not unit length
+            driver.send(6, smell=GOOD, truncate=3)                        # cut short
             driver.send(7, x=7.0)
             driver.send(7, x=7.0)                                         # repeated
             wait_for(lambda: driver.counters().get("skipped_repeated_stamp") == "1", 30,
@@ -105,14 +106,14 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
             wait_for(lambda: driver.counters().get("steps") == "2", 60, "the good step",
                      nodes.check_alive)
             driver.send(7, smell=GOOD)                                    # late: stale
-            wait_for(lambda: driver.counters().get("skipped_total") == "12", 30,
+            wait_for(lambda: driver.counters().get("skipped_total") == "13", 30,
                      "every bad message counted", nodes.check_alive)
         finally:
             nodes.stop()
     counters = driver.counters()
     expected = {"wrong_smell_length": "2", "nonfinite_smell": "1", "nonfinite_action": "1",
                 "unknown_frame": "2", "stale_stamp": "3", "bad_encoding": "1",
-                "repeated_stamp": "1", "bad_quaternion": "1"}
+                "repeated_stamp": "1", "bad_quaternion": "1", "bad_image_size": "1"}
     assert {k: counters.get(f"skipped_{k}") for k in expected} == expected
     assert len(driver.poses) == 2
     # no displacement was lost: the step-7 estimate is 7 units from the start

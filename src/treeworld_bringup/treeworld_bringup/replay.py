@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.stream import SensorStream, StreamEvent
+from tem_localizer.stream import RawImage, SensorStream, StreamEvent
 from treeworld_bringup.bags import BagError, BagReader, pose_xy, stamp_nanoseconds
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
 from treeworld_bringup.runner import corrected_estimates, localizer_summary
@@ -43,8 +43,7 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
                                     pose_xy(decoded), (q.x, q.y, q.z, q.w))
         elif message.topic == topics.SMELL:
             event = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
-                                 decoded.encoding, decoded.height,
-                                 np.frombuffer(decoded.data.tobytes(), np.float32))
+                                 RawImage.of(decoded))
         elif on_other is not None:
             on_other(message.topic, decoded)
         if event is not None:
