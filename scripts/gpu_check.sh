@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a machine with CUDA and PyTorch but no ROS (the device
 # machines of this workplace): CUDA tests of the ROS-free packages, the tem2d step benchmark on
-# CUDA and CPU (no slam soak: it needs gtsam), and the spiral experiments on both. Results go to $OUT (or ./gpu-results).
+# CUDA and CPU (no slam soak: it needs gtsam), and the spiral experiments on both. Results go
+# to $OUT (or ./gpu-results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-results}"

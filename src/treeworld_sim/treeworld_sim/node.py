@@ -31,7 +31,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-from treeworld_schema.frames import quaternion_of
+from treeworld_schema.frames import compose, quaternion_of
 from treeworld_schema.ros import FrameBroadcaster, RunComplete, declare_section, run_node
 from treeworld_sim.config import WorldConfig
 from treeworld_sim.world import StepRecord, TreeWorld
@@ -54,10 +54,8 @@ def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarra
     message.pose.pose.position.x, message.pose.pose.position.y = map(float, position)
     orientation = message.pose.pose.orientation
     orientation.x, orientation.y, orientation.z, orientation.w = quaternion_of(yaw(heading))
-    ahead = np.asarray(heading, dtype=np.float64) / max(float(np.hypot(*heading)), 1e-12)
-    forward = float(velocity[0] * ahead[0] + velocity[1] * ahead[1])
-    left = float(velocity[1] * ahead[0] - velocity[0] * ahead[1])
-    message.twist.twist.linear.x, message.twist.twist.linear.y = forward, left
+    forward, left, _ = compose(np.array([0.0, 0.0, -yaw(heading)]), np.append(velocity, 0.0))
+    message.twist.twist.linear.x, message.twist.twist.linear.y = float(forward), float(left)
     message.pose.covariance[0] = message.pose.covariance[7] = float(position_variance)
     message.twist.covariance[0] = message.twist.covariance[7] = float(velocity_variance)
     return message
