@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -32,7 +33,7 @@ from ros_support import (
 )
 from treeworld_bringup.bags import BagReader
 from treeworld_bringup.cli import main
-from treeworld_bringup.launcher import NodeProcesses
+from treeworld_bringup.launcher import Gatherer, NodeProcesses, complete
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -201,6 +202,40 @@ def watched_launch(out, steps: int = 100_000):
     finally:
         stop_all([launcher], list(pids.values()))
     assert not any(pid_alive(pid) for pid in pids.values())
+
+
+def test_a_run_is_complete_only_when_every_estimate_has_arrived():
+    """The localizer's poses and its reports come from different writers. A pose lost on the
+    way holds back every later pose until it is repaired while the reports go on arriving:
+    neither progress nor the end of the run may be read from the reports alone."""
+    steps, period = 10, 0.1
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(private_domain()))
+    try:
+        gatherer = Gatherer(period, 0, use_localizer=True, context=context)
+        for step in range(steps + 1):
+            truth = Odometry()
+            truth.header.stamp = io.step_stamp(step, period)
+            gatherer.on_truth(truth)
+        for step in range(steps):
+            gatherer.on_diagnostics(io.diagnostics(keys.LOCALIZER, {}, io.step_stamp(step, period)))
+        gatherer.on_diagnostics(io.diagnostics(keys.SIMULATOR, {keys.STEPS: steps},
+                                               io.step_stamp(steps, period)))
+        for step in range(5):                      # step 5 is lost; 6..9 wait behind it
+            pose = PoseWithCovarianceStamped()
+            pose.header.stamp = io.step_stamp(step, period)
+            gatherer.on_pose(pose)
+        assert gatherer.reported == 4
+        assert not complete(gatherer.data, steps, use_localizer=True, record=False)
+        for step in range(5, steps):               # repaired: the rest arrive in order
+            pose = PoseWithCovarianceStamped()
+            pose.header.stamp = io.step_stamp(step, period)
+            gatherer.on_pose(pose)
+        assert gatherer.reported == steps - 1
+        assert complete(gatherer.data, steps, use_localizer=True, record=False)
+        gatherer.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def test_ctrl_c_stops_every_node_and_keeps_a_partial_report(tmp_path):

@@ -29,6 +29,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
@@ -83,10 +84,11 @@ class Gathered:
 
 class Gatherer(Node):
     """Subscribes to the graph's outputs (transient-local: it misses nothing) and reports on
-    its progress topic the newest step whose truth and localizer report it has."""
+    its progress topic the newest step whose truth, estimate and localizer report it has."""
 
-    def __init__(self, step_period: float, belief_stride: int, use_localizer: bool):
-        super().__init__("treeworld_launch_gatherer")
+    def __init__(self, step_period: float, belief_stride: int, use_localizer: bool,
+                 context: Context | None = None):
+        super().__init__("treeworld_launch_gatherer", context=context)
         self.period, self.belief_stride = step_period, belief_stride
         self.use_localizer = use_localizer
         self.data = Gathered()
@@ -111,8 +113,8 @@ class Gatherer(Node):
 
     def report_progress(self) -> None:
         newest = max(self.data.truth, default=-1)
-        if self.use_localizer:
-            newest = min(newest, self.data.localizer_handled)
+        if self.use_localizer:   # a reliable reader delivers each writer's samples in order
+            newest = min(newest, self.data.localizer_handled, max(self.data.estimates, default=-1))
         if newest > self.reported:
             self.reported = newest
             self.progress.publish(Clock(clock=io.step_stamp(newest, self.period)))
@@ -131,6 +133,7 @@ class Gatherer(Node):
         self.data.estimates[step] = np.array([position.x, position.y])
         self.data.arrival[step] = self.last_step_at
         self.data.last_covariance = np.asarray(message.pose.covariance).reshape(6, 6)[:2, :2]
+        self.report_progress()
 
     def on_belief(self, message: OccupancyGrid) -> None:
         step = self.step(message.header)
@@ -265,7 +268,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                mininterval=0.5)
     try:
         with StopRequests() as stop:
-            while not _complete(gatherer.data, steps, use_localizer, record):
+            while not complete(gatherer.data, steps, use_localizer, record):
                 rclpy.spin_once(gatherer, timeout_sec=0.05)
                 stop.check()
                 bar.update(len(gatherer.data.estimates if use_localizer
@@ -302,7 +305,9 @@ def _drain(gatherer: Gatherer, limit: float, quiet: float = 0.5) -> None:
         rclpy.spin_once(gatherer, timeout_sec=0.05)
 
 
-def _complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:
+def complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:
+    """Whether everything the run published has arrived: every true pose, every estimate and
+    the localizer's report of its last step, and with ``record`` every message in the bag."""
     if not data.sim_totals:
         return False
     ran = int(data.sim_totals[keys.STEPS])        # fewer than ``steps`` if the agent died
@@ -314,8 +319,10 @@ def _complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> 
             {io.POSE: ran, io.BELIEF: ran} if use_localizer else {})
         if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
             return False
-    # the localizer's report of a step follows its estimate
-    return not use_localizer or data.localizer_handled >= ran - 1
+    # The estimates and the localizer's reports come from different writers: a sample lost on
+    # the way holds back every later one of its writer until it is repaired, so one arriving
+    # says nothing about the other.
+    return not use_localizer or (data.localizer_handled >= ran - 1 and len(data.estimates) >= ran)
 
 
 def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_stride: int,
