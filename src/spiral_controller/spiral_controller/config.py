@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from treeworld_schema import ConfigError, setting
+from treeworld_schema.topics import MOTIONS
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ class ControllerConfig:
     forage_wait: float = setting(
         2.0, "Forager, ROS node, lockstep: seconds to wait for the previous step's pose and "
         "this step's smell and health before deciding without them (counted)", low=0.0)
+
+    motion: str = setting(
+        "holonomic", "How the agent moves (the simulator's motion): holonomic displacements, or "
+        "diff_drive: forward speed and turn rate, steering toward what the controller wants",
+        choices=MOTIONS)
+    max_turn: float = setting(
+        0.5, "diff_drive: the most the base turns in one step (radians)", low=0.0,
+        low_exclusive=True, high=3.2)
 
     def check(self) -> None:
         if self.controller == "path" and not self.path_file:

@@ -1,8 +1,9 @@
 """ROS 2 node ``spiral_controller``: one /cmd_vel per simulated step.
 
 For the step a /clock message names (stamp / step_period) it publishes a TwistStamped stamped
-with that step: linear = displacement / step_period (map frame), angular.z = heading change /
-step_period. The traced and random paths need nothing but the clock. The forager
+with that step: holonomic, linear = displacement / step_period (map frame), angular.z =
+heading change / step_period; diff_drive, linear.x = forward distance / step_period (base_link),
+angular.z = turn / step_period. The traced and random paths need nothing but the clock. The forager
 (``controller: forage``) also listens to what the agent knows: its position (/tem/pose, the
 localizer's estimate, or /odom for dead reckoning), /smell and /treeworld/health. Its command
 for step t uses the estimate of step t - 1 and the smell and health of step t; it waits up to
@@ -70,6 +71,14 @@ class SpiralControllerNode(Node):
         self.get_logger().info(f"controller {self.config.controller}")
 
     def command(self, step: int) -> TwistStamped:
+        message = TwistStamped()
+        message.header.stamp = io.step_stamp(step, self.config.step_period)
+        if self.config.motion == "diff_drive":
+            forward, turn = self.controller(step)
+            message.header.frame_id = io.BASE_FRAME
+            message.twist.linear.x = forward / self.config.step_period
+            message.twist.angular.z = turn / self.config.step_period
+            return message
         displacement, heading = self.controller(step)
         turn_rate = 0.0
         if heading[0] or heading[1]:
@@ -78,8 +87,6 @@ class SpiralControllerNode(Node):
                                 math.cos(angle - self.heading_angle))
             turn_rate = change / self.config.step_period
             self.heading_angle += change
-        message = TwistStamped()
-        message.header.stamp = io.step_stamp(step, self.config.step_period)
         message.header.frame_id = io.MAP_FRAME
         message.twist.linear.x = float(displacement[0]) / self.config.step_period
         message.twist.linear.y = float(displacement[1]) / self.config.step_period

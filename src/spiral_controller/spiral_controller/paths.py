@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from spiral_controller.config import ControllerConfig
+from spiral_controller.drive import DiffDrive
 from spiral_controller.forager import Forager, ForagerSettings
 
 
@@ -151,8 +152,16 @@ class RecordedPath(TracedPath):
         return self.positions[min(step, len(self.positions) - 1)]
 
 
-def make_controller(config: ControllerConfig) -> Controller:
-    """The controller named by ``config.controller``. Raises PathFileError for a bad path file."""
+def make_controller(config: ControllerConfig) -> Controller | DiffDrive:
+    """The controller named by ``config.controller``, in its differential-drive form when
+    ``config.motion`` is diff_drive. Raises PathFileError for a bad path file."""
+    controller = _holonomic_controller(config)
+    if config.motion == "diff_drive":
+        return DiffDrive(controller, config.max_turn, pursue=not senses(controller))
+    return controller
+
+
+def _holonomic_controller(config: ControllerConfig) -> Controller:
     if config.controller == "spiral":
         return Spiral(config.spiral_distance_increment, config.spiral_period,
                       config.heading_period)

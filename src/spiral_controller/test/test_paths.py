@@ -1,10 +1,19 @@
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from spiral_controller import ControllerConfig, PathFileError, load_path_file, make_controller
-from spiral_controller.paths import Circle, RandomExploration, Spiral
+from spiral_controller import (
+    ControllerConfig,
+    PathFileError,
+    load_path_file,
+    make_controller,
+    senses,
+)
+from spiral_controller.drive import DiffDrive
+from spiral_controller.paths import Circle, RandomExploration, RecordedPath, Spiral
+from treeworld_sim import TreeWorld, WorldConfig
 
 
 def drive(controller, steps):
@@ -85,3 +94,44 @@ def test_bad_path_files_name_the_file_and_line(tmp_path, text, message):
 def test_unreadable_path_file(tmp_path):
     with pytest.raises(PathFileError, match="cannot read"):
         load_path_file(tmp_path / "missing.tum")
+
+
+def drive_along(controller, steps: int) -> np.ndarray:
+    """The positions a differential-drive base reaches under ``controller`` (exact motion)."""
+    world = TreeWorld(WorldConfig(num_trees=1, sensory_embedding_dim=8))
+    positions = []
+    for step in range(steps):
+        world.drive(*controller(step))
+        positions.append(world.position)
+    return np.array(positions)
+
+
+def test_the_diff_drive_circle_follows_the_holonomic_one():
+    config = ControllerConfig(controller="circle", motion="diff_drive")
+    holonomic = make_controller(dataclasses.replace(config, motion="holonomic"))
+    wanted = np.cumsum([holonomic(step)[0] for step in range(300)], axis=0)
+    driven = drive_along(make_controller(config), 300)
+    # the first turn is from the start heading to the circle's tangent; after that the base
+    # stays on the circle
+    assert np.hypot(*(driven - wanted)[100:].T).max() < 1.0
+
+
+def test_diff_drive_turns_at_most_max_turn_and_makes_up_the_lag():
+    """A square path has right-angle corners: the base cannot take them in one step, falls
+    behind, and catches up on the straight that follows; it never drives backwards."""
+    corners = np.array([[0, 0], [200, 0], [200, 200], [0, 200], [0, 0]], dtype=float)
+    square = np.concatenate([np.linspace(a, b, 40, endpoint=False)
+                             for a, b in zip(corners[:-1], corners[1:])] + [corners[-1:]])
+    follower = DiffDrive(RecordedPath(square), max_turn=0.3, pursue=True)
+    forward, turn = np.array([follower(step) for step in range(len(square) + 40)]).T
+    assert np.abs(turn).max() <= 0.3 + 1e-12 and forward.min() >= 0.0
+    driven = drive_along(DiffDrive(RecordedPath(square), max_turn=0.3, pursue=True),
+                         len(square) + 40)
+    assert np.hypot(*driven[-1]) < 1.0          # back at the start once the path has ended
+
+
+def test_the_diff_drive_form_of_the_forager_still_senses():
+    follower = make_controller(ControllerConfig(controller="forage", motion="diff_drive"))
+    assert isinstance(follower, DiffDrive) and senses(follower) and not follower.pursue
+    assert not senses(make_controller(ControllerConfig(controller="circle",
+                                                       motion="diff_drive")))

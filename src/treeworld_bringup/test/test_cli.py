@@ -120,6 +120,13 @@ BAD_INPUTS = {
     "negative noise": (lambda d: ["--action-noise", "-1"],
                        "treeworld_sim.odometry_noise: must be >= 0.0"),
     "steps not a number": (lambda d: ["--steps", "many"], "invalid int value"),
+    "motion set for one node": (lambda d: ["--config", write(d / "c.yaml", "treeworld_sim:\n  "
+                                "ros__parameters:\n    motion: diff_drive\n")],
+                                "motion is diff_drive for treeworld_sim but holonomic for "
+                                "spiral_controller"),
+    "unknown motion": (lambda d: ["--motion", "legs"], "argument --motion: invalid choice"),
+    "negative heading noise": (lambda d: ["--heading-noise", "-0.1"],
+                               "treeworld_sim.heading_noise: must be >= 0.0"),
     "map without slam": (lambda d: ["--localizer", "tem2d", "--save-map", str(d / "m.npz")],
                          "--save-map and --load-map need --localizer slam"),
     "missing map": (lambda d: ["--load-map", str(d / "none.npz")], "none.npz: no such map file"),

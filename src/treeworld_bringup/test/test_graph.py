@@ -108,18 +108,19 @@ def test_graph_delivers_every_step_with_spec_geometry_and_the_simulator_ends_it(
     assert abs((col - 50) * 10 - truth.x) <= 10 and abs((row - 50) * 10 - truth.y) <= 10
 
 
-@pytest.mark.parametrize("controller, localizer, steps, seed, noise", [
-    ("random", "tem2d", 150, 5, 0.5),
+@pytest.mark.parametrize("controller, localizer, steps, seed, noise, motion", [
+    ("random", "tem2d", 150, 5, 0.5, "diff_drive"),
     # 7 loop closures move the steps the forager's memory is anchored to; without the
     # anchors' answers over the graph its path would be 160 units off by the end
-    ("forage", "slam", 400, 0, 1.0)])
+    ("forage", "slam", 400, 0, 1.0, "holonomic")])
 def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, steps, seed,
-                                              noise):
-    """Odometry noise; tem2d with memory, or slam steering a forager that reads the estimate
-    of the step before and asks where its anchors are: the nodes add transport, not
-    behaviour."""
+                                              noise, motion):
+    """Odometry noise; tem2d with memory on a differential drive with heading noise, or slam
+    steering a forager that reads the estimate of the step before and asks where its anchors
+    are: the nodes add transport, not behaviour."""
     options = ["--steps", str(steps), "--seed", str(seed), "--controller", controller,
-               "--action-noise", str(noise), "--device", "cpu", "--localizer", localizer]
+               "--action-noise", str(noise), "--device", "cpu", "--localizer", localizer,
+               "--motion", motion, "--heading-noise", str(0.02 if motion == "diff_drive" else 0)]
     launched = subprocess.run([*TREEWORLD, "launch", *options, "--out", str(tmp_path / "live")],
                               capture_output=True, text=True, timeout=300,
                               env=ros_env(private_domain()))

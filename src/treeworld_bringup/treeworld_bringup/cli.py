@@ -31,6 +31,7 @@ from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
 from treeworld_bringup.settings import EXPERIMENTS, Settings, load_settings
 from treeworld_schema import ConfigError
 from treeworld_schema.schema import with_overrides
+from treeworld_schema.topics import MOTIONS
 
 USAGE_ERROR = 2
 
@@ -53,6 +54,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--controller", help="spiral | circle | random | path:FILE")
     parser.add_argument("--action-noise", type=float, metavar="SIGMA",
                         help="odometry noise per axis per step (world units)")
+    parser.add_argument("--motion", choices=MOTIONS,
+                        help="holonomic (map-frame displacements) or diff_drive (a wheeled base: "
+                        "forward speed and turn rate; odometry integrates its own heading)")
+    parser.add_argument("--heading-noise", type=float, metavar="SIGMA",
+                        help="diff_drive: odometry's error in each moving step's turn (radians)")
     parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d", "slam"),
                         help="what estimates the position (default: the parameter file's "
                         "method)")
@@ -71,9 +77,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if controller is not None and controller.startswith("path:"):
         controller, path_file = "path", controller[len("path:"):]
     world = with_overrides(settings.world, "treeworld_sim", seed=args.seed, steps=args.steps,
-                           odometry_noise=args.action_noise)
+                           odometry_noise=args.action_noise, motion=args.motion,
+                           heading_noise=args.heading_noise)
     controls = with_overrides(settings.controller, "spiral_controller", controller=controller,
-                              path_file=path_file, seed=args.seed)
+                              path_file=path_file, seed=args.seed, motion=world.motion)
     if controls.controller == "path":
         load_path_file(controls.path_file)      # a bad file is reported before anything runs
     method = None if args.localizer in (None, "none") else args.localizer

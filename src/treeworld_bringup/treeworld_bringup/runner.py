@@ -128,7 +128,10 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             # the smell as the graph carries it (float32), so both runs decide alike
             controller.observe(estimate_before, record.smell.astype(np.float32), record.health,
                                anchor)
-        world.move(*controller(step))
+        if settings.world.motion == "diff_drive":
+            world.drive(*controller(step))
+        else:
+            world.move(*controller(step))
         if recalls:
             requested, recalled = controller.anchors(), None
         done += 1

@@ -63,8 +63,13 @@ def load_settings(path: str | Path | None) -> Settings:
             sections[node] = section_from_mapping(cls, values, node)
         except ConfigError as error:
             raise ConfigError(f"{path}: {error}") from None
-    return Settings(sections["treeworld_sim"], sections["spiral_controller"],
-                    sections["tem_localizer"])
+    settings = Settings(sections["treeworld_sim"], sections["spiral_controller"],
+                        sections["tem_localizer"])
+    if settings.world.motion != settings.controller.motion:
+        raise ConfigError(f"{path}: motion is {settings.world.motion} for treeworld_sim but "
+                          f"{settings.controller.motion} for spiral_controller (set it once, "
+                          f"under {ALL_NODES})")
+    return settings
 
 
 def forager_recalls(settings: Settings) -> bool:

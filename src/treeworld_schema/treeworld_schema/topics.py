@@ -4,6 +4,7 @@ how deep per-step histories are, how readers report progress, and how trees are 
 Every publisher and every parser (nodes, launcher, recorder, bag tools) uses these names, so a
 rename happens here once.
 """
+import math
 
 CLOCK = "/clock"
 SMELL = "/smell"
@@ -28,6 +29,12 @@ MAP_FRAME = "map"
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"
 SMELL_ENCODING = "32FC1"   # the smell vector as a one-row float image
+
+# How the agent moves (docs/design.md §2). holonomic: /cmd_vel's linear x, y are a map-frame
+# velocity and angular.z only turns the heading; diff_drive: linear.x is the forward speed in
+# base_link and angular.z the turn rate (linear.y is ignored, as a wheeled base would).
+MOTIONS = ("holonomic", "diff_drive")
+START_YAW = math.pi / 4    # the agent starts at the origin heading (1, 1) / sqrt(2)
 
 # Per-step topics keep this many messages per writer and per reader. In lockstep the simulator
 # never runs more than ``max_lead_steps`` (at most half of this) ahead of its slowest required

@@ -162,3 +162,35 @@ def test_minilm_backend_needs_384_dimensions():
 
     with pytest.raises(ConfigError, match="sensory_embedding_dim: the minilm backend is 384-d"):
         section_from_mapping(WorldConfig, {"embedding_backend": "minilm"}, "treeworld_sim")
+
+
+def test_a_differential_drive_polygon_closes_and_exact_odometry_follows_it():
+    """24 equal chords turning 2 pi / 24 each (the midpoint rule): back at the start, facing
+    the start heading; without noise odometry is the true pose."""
+    world = TreeWorld(SMALL)
+    start_yaw = math.atan2(world.heading[1], world.heading[0])
+    for _ in range(24):
+        world.drive(10.0, 2 * math.pi / 24)
+        np.testing.assert_allclose(world.odometry_position, world.position, atol=1e-9)
+    np.testing.assert_allclose(world.position, [0.0, 0.0], atol=1e-9)
+    assert math.atan2(world.heading[1], world.heading[0]) == pytest.approx(start_yaw)
+    assert world.odometry_yaw == pytest.approx(start_yaw + 2 * math.pi)
+    assert world.total_movement == pytest.approx(240.0)
+
+
+def test_heading_noise_bends_odometry_but_not_the_agent():
+    commands = [(10.0, 0.0)] * 50 + [(0.0, 0.0)] * 5 + [(0.0, 0.3)] * 5   # drive, rest, spin
+    exact = TreeWorld(SMALL)
+    noisy = TreeWorld(dataclasses.replace(SMALL, heading_noise=0.05))
+    for forward, turn in commands:
+        exact.drive(forward, turn)
+        noisy.drive(forward, turn)
+    np.testing.assert_allclose(noisy.position, exact.position)     # the agent moves exactly
+    assert noisy.odometry_yaw != pytest.approx(exact.odometry_yaw)
+    # the heading error turns later displacements: the odometry path ends off the true line,
+    # though each measured distance is exact
+    assert np.hypot(*(noisy.odometry_position - exact.position)) > 1.0
+    assert np.hypot(*noisy.odometry_position) == pytest.approx(500.0, rel=0.05)
+    # turning on the spot ticks the wheels, resting does not
+    assert noisy.odometry_yaw_variance == pytest.approx(55 * 0.05**2)
+    assert noisy.odometry_variance == 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from treeworld_schema import setting
-from treeworld_schema.topics import LOCALIZER_PROGRESS, MAX_LEAD_STEPS
+from treeworld_schema.topics import LOCALIZER_PROGRESS, MAX_LEAD_STEPS, MOTIONS
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,15 @@ class WorldConfig:
                              low=0.0, low_exclusive=True)
     odometry_noise: float = setting(
         0.0, "Std. dev. of the odometry error per axis per moving step (world units; none at "
-        "rest); the agent moves exactly, only what it measures is noisy", low=0.0)
+        "rest); the agent moves exactly, only what it measures is noisy. diff_drive: of the "
+        "distance driven", low=0.0)
+    motion: str = setting(
+        "holonomic", "holonomic: /cmd_vel moves the agent in the map frame; diff_drive: a "
+        "wheeled base that drives forward (linear.x) and turns (angular.z), odometry "
+        "integrating its own heading", choices=MOTIONS)
+    heading_noise: float = setting(
+        0.0, "diff_drive: std. dev. of odometry's error in each moving step's turn (radians); "
+        "the heading error accumulates and bends the odometry path", low=0.0)
 
     def check(self) -> None:
         from treeworld_schema import ConfigError

@@ -2,7 +2,8 @@
 
 Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
 /treeworld/health, odom -> base_link on /tf (where tf2_msgs is installed); then it moves the
-agent by the /cmd_vel stamped t (lockstep) or by the latest command at rate_hz (real time).
+agent by the /cmd_vel stamped t (lockstep) or by the latest command at rate_hz (real time),
+holonomic or as a differential drive (``motion``).
 
 Flow control: it starts once every reader named in ``progress_topics`` is up, and in lockstep it
 publishes step t only when each of them has reported handling step t - max_lead_steps, so no
@@ -41,23 +42,26 @@ def yaw(heading: np.ndarray) -> float:
     return math.atan2(heading[1], heading[0])
 
 
-def odometry_message(stamp, frame: str, position: np.ndarray, heading: np.ndarray,
+def odometry_message(stamp, frame: str, position: np.ndarray, heading_yaw: float,
                      velocity: np.ndarray, position_variance: float = 0.0,
-                     velocity_variance: float = 0.0) -> Odometry:
-    """Pose in ``frame``; twist in base_link, as REP 105 has it (``velocity`` is world-frame
-    and is turned into the body frame by ``heading``). Covariances: x and y as given (the
-    error is isotropic); heading, z, roll and pitch are exact in a planar world with
-    commanded turns."""
+                     velocity_variance: float = 0.0, yaw_variance: float = 0.0,
+                     turn_rate_variance: float = 0.0) -> Odometry:
+    """Pose in ``frame``; twist in base_link, as REP 105 has it (``velocity`` is in ``frame``
+    and is turned into the body frame by ``heading_yaw``). Covariances: x and y as given (the
+    error is isotropic), yaw and turn rate as given (0: exact); z, roll and pitch are exact
+    in a planar world."""
     message = Odometry()
     message.header.stamp, message.header.frame_id = stamp, frame
     message.child_frame_id = io.BASE_FRAME
     message.pose.pose.position.x, message.pose.pose.position.y = map(float, position)
     orientation = message.pose.pose.orientation
-    orientation.x, orientation.y, orientation.z, orientation.w = quaternion_of(yaw(heading))
-    forward, left, _ = compose(np.array([0.0, 0.0, -yaw(heading)]), np.append(velocity, 0.0))
+    orientation.x, orientation.y, orientation.z, orientation.w = quaternion_of(heading_yaw)
+    forward, left, _ = compose(np.array([0.0, 0.0, -heading_yaw]), np.append(velocity, 0.0))
     message.twist.twist.linear.x, message.twist.twist.linear.y = float(forward), float(left)
     message.pose.covariance[0] = message.pose.covariance[7] = float(position_variance)
+    message.pose.covariance[35] = float(yaw_variance)
     message.twist.covariance[0] = message.twist.covariance[7] = float(velocity_variance)
+    message.twist.covariance[35] = float(turn_rate_variance)
     return message
 
 
@@ -193,15 +197,17 @@ class TreeWorldSimNode(Node):
         smell.header.stamp, smell.header.frame_id = stamp, io.MAP_FRAME
         smell.data = array.array("B", record.smell.astype(np.float32).tobytes())
         self.smell_publisher.publish(smell)
-        noise = self.world.config.odometry_noise
+        config, world = self.config, self.world
         self.odom_publisher.publish(odometry_message(
-            stamp, io.ODOM_FRAME, record.odometry_position, record.heading,
-            self.last_measured / self.period, self.world.odometry_variance,
-            (noise / self.period) ** 2))
+            stamp, io.ODOM_FRAME, record.odometry_position, record.odometry_yaw,
+            self.last_measured / self.period, world.odometry_variance,
+            (config.odometry_noise / self.period) ** 2, world.odometry_yaw_variance,
+            (config.heading_noise / self.period) ** 2 if config.motion == "diff_drive" else 0.0))
         self.truth_publisher.publish(odometry_message(
-            stamp, io.MAP_FRAME, record.position, record.heading, self.last_moved / self.period))
+            stamp, io.MAP_FRAME, record.position, yaw(record.heading),
+            self.last_moved / self.period))
         self.frames.send(stamp, io.ODOM_FRAME, io.BASE_FRAME,
-                         np.append(record.odometry_position, yaw(record.heading)))
+                         np.append(record.odometry_position, record.odometry_yaw))
         self.health_publisher.publish(Float32(data=float(record.health)))
         return record
 
@@ -218,10 +224,15 @@ class TreeWorldSimNode(Node):
                 self.get_logger().warning(
                     "ignoring a /cmd_vel with NaN or inf; resting this step "
                     f"({self.rejected_commands} so far)", throttle_duration_sec=5.0)
-        self.heading_angle += turn_rate * self.period
-        heading = np.array([math.cos(self.heading_angle), math.sin(self.heading_angle)])
-        self.last_moved = velocity * self.period
-        self.last_measured = self.world.move(self.last_moved, heading)
+        before = self.world.position
+        if self.config.motion == "diff_drive":
+            self.last_measured = self.world.drive(velocity[0] * self.period,
+                                                  turn_rate * self.period)
+        else:
+            self.heading_angle += turn_rate * self.period
+            heading = np.array([math.cos(self.heading_angle), math.sin(self.heading_angle)])
+            self.last_measured = self.world.move(velocity * self.period, heading)
+        self.last_moved = self.world.position - before
         if self.world.step_index >= self.config.steps or not self.world.alive:
             self.finish()
             return
@@ -235,7 +246,7 @@ class TreeWorldSimNode(Node):
         stamp = io.step_stamp(world.step_index, self.period)
         self.clock_publisher.publish(Clock(clock=stamp))
         self.truth_publisher.publish(odometry_message(
-            stamp, io.MAP_FRAME, world.position, world.heading, self.last_moved / self.period))
+            stamp, io.MAP_FRAME, world.position, yaw(world.heading), self.last_moved / self.period))
         totals = {keys.STEPS: world.step_index, keys.TOTAL_MOVEMENT: repr(world.total_movement),
                   keys.HEALTH: repr(world.health), keys.FRUIT_EATEN: world.fruit_eaten,
                   keys.POISONOUS_FRUIT_EATEN: world.poisonous_fruit_eaten,

@@ -3,8 +3,8 @@
 
 One seeded ``numpy.random.Generator`` makes every random draw, so the same seed gives the same
 world, the same run and the same odometry noise. Each step is ``observe()`` (sense, maybe eat)
-then ``move(displacement, heading)``; the agent moves exactly, while the odometry it reports
-carries the configured noise.
+then ``move(displacement, heading)`` (holonomic) or ``drive(forward, turn)`` (differential
+drive); the agent moves exactly, while the odometry it reports carries the configured noise.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from treeworld_schema.topics import START_YAW
 from treeworld_sim.config import WorldConfig
 from treeworld_sim.embeddings import WordEmbedding, make_embedding
 from treeworld_sim.sensors import FRUIT_COUNT_WORDS, DirectionalSensor, SimpleSensor
@@ -23,7 +24,10 @@ POISON_FRUITS = ("manchineel", "nightshade", "strychnine fruit", "desert rose")
 TREE_NAMES = ("Alder", "Birch", "Cedar", "Dogwood", "Elm", "Fir", "Ginkgo", "Hazel", "Ivy",
               "Juniper", "Kapok", "Linden", "Maple", "Nutmeg", "Oak", "Poplar", "Quince",
               "Rowan", "Spruce", "Teak", "Umbrella", "Viburnum", "Willow", "Yew", "Zelkova")
-START_HEADING = np.array([1.0, 1.0]) / math.sqrt(2.0)
+
+
+def unit_vector(angle: float) -> np.ndarray:
+    return np.array([math.cos(angle), math.sin(angle)])
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class StepRecord:
     position: np.ndarray            # (2,) true position
     heading: np.ndarray             # (2,) unit vector
     odometry_position: np.ndarray   # (2,) integrated measured displacements (noisy)
+    odometry_yaw: float             # radians; the true heading's angle unless it is measured
     smell: np.ndarray               # (D,) float64
     closest_tree: int
     closest_distance: float
@@ -75,9 +80,11 @@ class TreeWorld:
         """Agent back to the origin, heading (1,1)/sqrt(2), full health; all trees refilled."""
         self.step_index = 0
         self.position = np.zeros(2)
-        self.heading = START_HEADING.copy()
+        self.heading = unit_vector(START_YAW)
         self.odometry_position = np.zeros(2)
+        self.odometry_yaw = START_YAW
         self.odometry_variance = 0.0      # of odometry_position's error, per axis
+        self.odometry_yaw_variance = 0.0
         self.health = float(self.config.max_health)
         self.fruit = np.full(self.config.num_trees, self.config.max_fruit, dtype=np.int64)
         self.total_movement = 0.0
@@ -96,7 +103,8 @@ class TreeWorld:
                                   self.tree_embeddings, self.fruit)
         ate = self._maybe_eat()
         return StepRecord(self.step_index, self.position.copy(), self.heading.copy(),
-                          self.odometry_position.copy(), smell.vector, smell.closest_tree,
+                          self.odometry_position.copy(), self.odometry_yaw, smell.vector,
+                          smell.closest_tree,
                           smell.closest_distance, self.health, ate)
 
     def _maybe_eat(self) -> bool:
@@ -115,19 +123,46 @@ class TreeWorld:
         return True
 
     def move(self, displacement: np.ndarray, heading: np.ndarray) -> np.ndarray:
-        """Move exactly by ``displacement`` (world units); return what odometry measured."""
+        """Holonomic: move exactly by ``displacement`` (world units) and face ``heading``;
+        return what odometry measured (the heading it reads exactly)."""
         displacement = np.asarray(displacement, dtype=np.float64)
-        distance = float(np.hypot(displacement[0], displacement[1]))
-        self.health -= self.config.move_cost if distance > 0 else self.config.rest_cost
-        self.position = self.position + displacement
         heading_norm = float(np.hypot(heading[0], heading[1]))
         if heading_norm > 0:
             self.heading = np.asarray(heading, dtype=np.float64) / heading_norm
-        self.total_movement += distance
+        self.odometry_yaw = math.atan2(self.heading[1], self.heading[0])
+        moving = bool(displacement.any())
         measured = displacement
-        if self.config.odometry_noise > 0 and distance > 0:   # wheels at rest do not tick
+        if self.config.odometry_noise > 0 and moving:       # wheels at rest do not tick
             measured = displacement + self.generator.normal(0.0, self.config.odometry_noise, 2)
             self.odometry_variance += self.config.odometry_noise**2
+        return self._moved(displacement, measured, moving)
+
+    def drive(self, forward: float, turn: float) -> np.ndarray:
+        """Differential drive: turn by ``turn`` radians while going ``forward`` world units
+        along the mean of the old and new heading (the midpoint rule wheel odometry uses).
+        Odometry measures the distance and the turn with their noise and integrates its own
+        heading, so a heading error bends every later displacement. Returns the measured
+        displacement in the odometry frame."""
+        yaw = math.atan2(self.heading[1], self.heading[0])
+        displacement = forward * unit_vector(yaw + turn / 2)
+        self.heading = unit_vector(yaw + turn)
+        moving = bool(forward or turn)
+        measured_forward, measured_turn = forward, turn
+        if moving:                                           # wheels at rest do not tick
+            if self.config.odometry_noise > 0:
+                measured_forward += self.generator.normal(0.0, self.config.odometry_noise)
+                self.odometry_variance += self.config.odometry_noise**2
+            if self.config.heading_noise > 0:
+                measured_turn += self.generator.normal(0.0, self.config.heading_noise)
+                self.odometry_yaw_variance += self.config.heading_noise**2
+        measured = measured_forward * unit_vector(self.odometry_yaw + measured_turn / 2)
+        self.odometry_yaw += measured_turn
+        return self._moved(displacement, measured, moving)
+
+    def _moved(self, displacement: np.ndarray, measured: np.ndarray, moving: bool) -> np.ndarray:
+        self.health -= self.config.move_cost if moving else self.config.rest_cost
+        self.position = self.position + displacement
+        self.total_movement += float(np.hypot(displacement[0], displacement[1]))
         self.odometry_position = self.odometry_position + measured
         self.step_index += 1
         return measured
