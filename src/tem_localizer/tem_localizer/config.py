@@ -61,6 +61,28 @@ class LocalizerConfig:
         "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))
     odom_frame: str = setting("odom", "ROS node: expected frame_id of /odom")
     smell_frame: str = setting("map", "ROS node: expected frame_id of /smell")
+    observation: str = setting(
+        "smell", "What the localizer recognizes places by: smell (/smell, D floats) or camera "
+        "(/camera/image_raw or .../compressed, encoded to D numbers)", choices=("smell", "camera"))
+    camera_transport: str = setting(
+        "raw", "camera: raw (sensor_msgs/Image: rgb8, bgr8, mono8, 32FC1 on /camera/image_raw) "
+        "or compressed (sensor_msgs/CompressedImage: JPEG, PNG on "
+        "/camera/image_raw/compressed)", choices=("raw", "compressed"))
+    camera_frame: str = setting("base_link", "camera: expected frame_id of the images")
+    camera_encoder: str = setting(
+        "pixels", "camera: pixels (area-averaged pixels) or mobilenet (torchvision "
+        "mobilenet_v3_small features), then a fixed random projection to D",
+        choices=("pixels", "mobilenet"))
+    camera_weights: str = setting(
+        "", "camera, mobilenet: a state_dict file of torchvision's mobilenet_v3_small; empty: "
+        "fixed weights from the seed (nothing is downloaded)")
+    camera_rows: int = setting(16, "camera: images are resized to this many rows", low=2,
+                               high=1024)
+    camera_columns: int = setting(128, "camera: ... and this many columns", low=4, high=4096)
+    camera_panoramic: bool = setting(
+        True, "camera: the image spans 360 degrees, columns from behind-left through ahead to "
+        "behind-right (the simulator's): it is turned by the odometry heading so a place looks "
+        "the same from any heading")
     odometry_sigma: float = setting(
         1.0, "slam: odometry noise per axis per step the pose graph assumes (world units)",
         low=0.0, low_exclusive=True)

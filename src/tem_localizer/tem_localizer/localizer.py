@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from tem_localizer.belief import ScrollingBelief
+from tem_localizer.camera import CameraEncoder
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.grid import BeliefGrid
 from tem_localizer.loop_closure import ClosureSettings
@@ -100,8 +101,18 @@ class Localizer:
             self.slam = Slam(config.sensory_embedding_dim, slam_settings(config))
             self.front = ScrollingBelief(self.grid, self.device, config.max_action_norm,
                                          config.sharpen_exponent)
+        self.camera = CameraEncoder(
+            config.sensory_embedding_dim, config.camera_encoder,
+            (config.camera_rows, config.camera_columns), config.camera_panoramic,
+            config.camera_weights, str(self.device), config.seed) \
+            if config.observation == "camera" else None
         self.counters = Counters()
         self.reset()
+
+    def encode_camera(self, image: np.ndarray, yaw: float) -> np.ndarray:
+        """The observation (D,) of a camera image (H, W, 3) in [0, 1] taken facing ``yaw``
+        (radians, in the odometry frame)."""
+        return self.camera(image[None], np.array([yaw]))[0]
 
     def reset(self) -> None:
         """Back to the start: belief around the origin, empty memory or map, counters kept."""

@@ -1,11 +1,12 @@
-"""ROS 2 node ``tem_localizer``: odometry + smell in, belief grid and pose out.
+"""ROS 2 node ``tem_localizer``: odometry + smell (or camera) in, belief grid and pose out.
 
-Pairs /odom and /smell by stamp, feeds the displacement since the last used step and the smell
-to the localizer (on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose,
-map -> odom on /tf (where tf2_msgs is installed), /diagnostics and, at a bounded rate and
-size, /tem/path; with method slam /tem/path is the corrected trajectory (re-read from the map
-after a loop closure) and /tem/graph shows keyframes and closures. After each step it handles
-it reports the step's stamp on its progress topic, which the simulator's lockstep waits for.
+Pairs /odom and /smell (with ``observation: camera``, /camera/image_raw or its compressed form)
+by stamp, feeds the displacement since the last used step and the observation to the localizer
+(on CUDA when present), and publishes /tem/belief (OccupancyGrid), /tem/pose, map -> odom on
+/tf (where tf2_msgs is installed), /diagnostics and, at a bounded rate and size, /tem/path;
+with method slam /tem/path is the corrected trajectory (re-read from the map after a loop
+closure) and /tem/graph shows keyframes and closures. After each step it handles it reports
+the step's stamp on its progress topic, which the simulator's lockstep waits for.
 Bad messages are warned about once per kind, counted in /diagnostics, and never reach the
 belief.
 """
@@ -23,15 +24,16 @@ from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from tem_localizer.camera import CompressedFrame, RawImage
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
 from tem_localizer.map_file import MapFileError
 from tem_localizer.place_map import GrowingArray
-from tem_localizer.stream import RawImage, SensorStream, StreamEvent
+from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -58,7 +60,13 @@ class TemLocalizerNode(Node):
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.frames = FrameBroadcaster(self)
         self.create_subscription(Odometry, io.ODOM, self.hold(self.on_odom), qos)
-        self.create_subscription(Image, io.SMELL, self.hold(self.on_smell), qos)
+        if self.config.observation == "smell":
+            self.create_subscription(Image, io.SMELL, self.hold(self.on_smell), qos)
+        elif self.config.camera_transport == "raw":
+            self.create_subscription(Image, io.CAMERA, self.hold(self.on_camera), qos)
+        else:
+            self.create_subscription(CompressedImage, io.CAMERA_COMPRESSED,
+                                     self.hold(self.on_camera), qos)
         if self.config.action_source == "cmd_vel":
             self.create_subscription(TwistStamped, io.CMD_VEL, self.on_command, qos)
         self.recall = Recall(self, qos) if self.config.answer_recalls else None
@@ -72,7 +80,8 @@ class TemLocalizerNode(Node):
                                    self.config.odom_frame, self.config.smell_frame,
                                    max_input_age=round(self.config.max_input_age * 1e9),
                                    now=lambda: self.get_clock().now().nanoseconds,
-                                   max_odometry_jump=self.config.max_odometry_jump)
+                                   max_odometry_jump=self.config.max_odometry_jump,
+                                   camera_frame=self.config.camera_frame)
         # (place or None, pose): slam re-reads the places' positions after a correction
         self.trajectory: BoundedTrajectory[tuple[int | None, PoseStamped]] = \
             BoundedTrajectory(self.config.path_max_poses)
@@ -111,6 +120,13 @@ class TemLocalizerNode(Node):
         self.on_event(self.stream.smell(io.stamp_nanoseconds(message.header.stamp),
                                         message.header.frame_id, RawImage.of(message)),
                       started)
+
+    def on_camera(self, message: Image | CompressedImage) -> None:
+        started = time.perf_counter()
+        frame = RawImage.of(message) if isinstance(message, Image) else \
+            CompressedFrame.of(message)
+        self.on_event(self.stream.camera(io.stamp_nanoseconds(message.header.stamp),
+                                         message.header.frame_id, frame), started)
 
     def on_command(self, message: TwistStamped) -> None:
         started = time.perf_counter()

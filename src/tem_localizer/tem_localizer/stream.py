@@ -1,9 +1,10 @@
-"""Time-stamped odometry, commands and smells in; localizer steps out (ROS-free).
+"""Time-stamped odometry, commands and observations in; localizer steps out (ROS-free).
 
 The ROS node feeds it messages as they arrive, bag replay feeds it recorded ones, so both make
-exactly the same steps from the same input. A step happens when a stamp has its smell and its
-odometry (or, with commanded velocities, when the command of the previous step is known).
-Rejected input is counted by the localizer and never reaches the belief.
+exactly the same steps from the same input. A step happens when a stamp has its observation (a
+smell, or a camera image) and its odometry (or, with commanded velocities, when the command of
+the previous step is known). Rejected input is counted by the localizer and never reaches the
+belief.
 """
 from __future__ import annotations
 
@@ -12,26 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from tem_localizer.camera import (
+    CompressedFrame,
+    ImageError,
+    RawImage,
+    decode_compressed,
+    decode_raw,
+)
 from tem_localizer.localizer import Localizer, LocalizerStep
 from treeworld_schema.frames import yaw_of
 from treeworld_schema.topics import SMELL_ENCODING
-
-
-@dataclass(frozen=True)
-class RawImage:
-    """A sensor_msgs/Image's fields as they came (from a node's message or a bag's)."""
-
-    encoding: str
-    height: int
-    width: int
-    step: int                # bytes per row
-    big_endian: bool
-    data: bytes
-
-    @classmethod
-    def of(cls, message) -> RawImage:
-        return cls(message.encoding, message.height, message.width, message.step,
-                   bool(message.is_bigendian), bytes(message.data))
 
 
 @dataclass(frozen=True)
@@ -55,16 +46,18 @@ class SensorStream:
     def __init__(self, localizer: Localizer, action_source: str = "odom",
                  odom_frame: str = "odom", smell_frame: str = "map",
                  max_input_age: int = 0, now: Callable[[], int] | None = None,
-                 max_odometry_jump: float = 0.0):
+                 max_odometry_jump: float = 0.0, camera_frame: str = "base_link"):
         self.localizer = localizer
         self.action_source = action_source
         self.odom_frame, self.smell_frame = odom_frame, smell_frame
+        self.camera_frame = camera_frame
         self.max_input_age, self.now = max_input_age, now
         self.max_odometry_jump = max_odometry_jump
         self.reset()
 
     def reset(self) -> None:
-        self.pending: dict[int, dict] = {}     # stamp -> {"odom": (2,), "smell": (D,)}
+        # stamp -> {"odom": (2,), "yaw": radians, "smell": (D,) or "image": (H, W, 3)}
+        self.pending: dict[int, dict] = {}
         self.commands: dict[int, np.ndarray] = {}   # stamp -> velocity (2,) from that step
         self.last_stamp = -1                   # the last used step
         self.last_position: np.ndarray | None = None
@@ -117,13 +110,28 @@ class SensorStream:
         self.pending.setdefault(stamp, {})["smell"] = values.astype(np.float32)
         return self._try_step(stamp)
 
+    def camera(self, stamp: int, frame: str, image: RawImage | CompressedFrame
+               ) -> StreamEvent | None:
+        """A camera image, raw or compressed; it is encoded once its odometry (and so the
+        heading it was taken at) is known."""
+        rejected = self._check("image", stamp, frame, self.camera_frame)
+        if rejected is not None:
+            return rejected
+        try:
+            pixels = decode_raw(image) if isinstance(image, RawImage) else \
+                decode_compressed(image)
+        except ImageError as error:
+            return self._rejected(stamp, error.kind, str(error))
+        self.pending.setdefault(stamp, {})["image"] = pixels
+        return self._try_step(stamp)
+
     def command(self, stamp: int, velocity) -> StreamEvent | None:
         """A commanded velocity (world units / s), valid from ``stamp`` to the next step."""
         self.commands[stamp] = np.asarray(velocity, dtype=np.float64)
         return self._try_step(min(self.pending)) if self.pending else None
 
     def _ready(self, entry: dict) -> bool:
-        if "smell" not in entry:
+        if "smell" not in entry and "image" not in entry:
             return False
         if self.action_source == "odom":
             return "odom" in entry
@@ -150,14 +158,21 @@ class SensorStream:
         for older in [s for s in self.pending if s < stamp]:
             # never completed: its partner was lost, rejected, or never sent (a camera slower
             # than odometry); its odometry is not lost, the next step's displacement has it
-            missing = "odom" if "smell" in self.pending.pop(older) else "smell"
+            entry_older = self.pending.pop(older)
+            missing = "odom" if "smell" in entry_older or "image" in entry_older else \
+                "observation"
             self.localizer.reject("unpaired", f"nothing came for the {missing} at {older} ns")
         del self.pending[stamp]
         late = bool(self.max_input_age) and self.now is not None and \
             self.now() - stamp > self.max_input_age
         action = self._action(stamp, entry)
-        result = self.localizer.drop_late_frame(action) if late else \
-            self.localizer.step(action, entry["smell"])
+        if late:
+            result = self.localizer.drop_late_frame(action)
+        elif "smell" in entry:
+            result = self.localizer.step(action, entry["smell"])
+        else:       # commanded velocities carry no heading: the image is taken as facing 0
+            result = self.localizer.step(action, self.localizer.encode_camera(
+                entry["image"], entry.get("yaw", 0.0)))
         # A skipped step keeps the old odometry reference, so no displacement is lost. A
         # commanded velocity is only good for its own interval: that step is used up either way.
         if result.skipped is None or self.action_source == "cmd_vel":

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.stream import RawImage, SensorStream
+from tem_localizer.camera import RawImage
+from tem_localizer.stream import SensorStream
 
 SMELL = np.ones(4, np.float32)
 

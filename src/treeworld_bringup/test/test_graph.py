@@ -108,29 +108,39 @@ def test_graph_delivers_every_step_with_spec_geometry_and_the_simulator_ends_it(
     assert abs((col - 50) * 10 - truth.x) <= 10 and abs((row - 50) * 10 - truth.y) <= 10
 
 
-@pytest.mark.parametrize("controller, localizer, steps, seed, noise, motion", [
-    ("random", "tem2d", 150, 5, 0.5, "diff_drive"),
+@pytest.mark.parametrize("controller, localizer, steps, seed, noise, motion, observation", [
+    ("random", "tem2d", 150, 5, 0.5, "diff_drive", "camera"),
     # 7 loop closures move the steps the forager's memory is anchored to; without the
     # anchors' answers over the graph its path would be 160 units off by the end
-    ("forage", "slam", 400, 0, 1.0, "holonomic")])
+    ("forage", "slam", 400, 0, 1.0, "holonomic", "smell")])
 def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, steps, seed,
-                                              noise, motion):
-    """Odometry noise; tem2d with memory on a differential drive with heading noise, or slam
-    steering a forager that reads the estimate of the step before and asks where its anchors
-    are: the nodes add transport, not behaviour."""
+                                              noise, motion, observation):
+    """A differential drive with heading noise seen by a camera, its bag replayed; or slam
+    steering a forager by smell that reads the estimate of the step before and asks where
+    its anchors are: the nodes add transport, not behaviour."""
     options = ["--steps", str(steps), "--seed", str(seed), "--controller", controller,
                "--action-noise", str(noise), "--device", "cpu", "--localizer", localizer,
-               "--motion", motion, "--heading-noise", str(0.02 if motion == "diff_drive" else 0)]
-    launched = subprocess.run([*TREEWORLD, "launch", *options, "--out", str(tmp_path / "live")],
+               "--motion", motion, "--heading-noise", str(0.02 if motion == "diff_drive" else 0),
+               "--observation", observation]
+    record = ["--record"] if observation == "camera" else []
+    launched = subprocess.run([*TREEWORLD, "launch", *options, *record,
+                               "--out", str(tmp_path / "live")],
                               capture_output=True, text=True, timeout=300,
                               env=ros_env(private_domain()))
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert main(["run", *options, "--out", str(tmp_path / "inproc")]) == 0
-    for name, tolerance in (("ground_truth.tum", 1e-9), ("estimate.tum", 1e-6)):
-        live = np.loadtxt(tmp_path / "live" / name)
-        inproc = np.loadtxt(tmp_path / "inproc" / name)
-        assert live.shape == inproc.shape == (steps, 8)
-        np.testing.assert_allclose(live, inproc, atol=tolerance, rtol=0)
+    runs = ["live"]
+    if record:
+        assert main(["replay", str(tmp_path / "live" / "bag"), "--config",
+                     str(tmp_path / "live" / "parameters.yaml"), "--device", "cpu",
+                     "--out", str(tmp_path / "replayed")]) == 0
+        runs.append("replayed")
+    for run in runs:
+        for name, tolerance in (("ground_truth.tum", 1e-9), ("estimate.tum", 1e-6)):
+            live = np.loadtxt(tmp_path / run / name)
+            inproc = np.loadtxt(tmp_path / "inproc" / name)
+            assert live.shape == inproc.shape == (steps, 8)
+            np.testing.assert_allclose(live, inproc, atol=tolerance, rtol=0)
     live = json.loads((tmp_path / "live" / "metrics.json").read_text())
     inproc = json.loads((tmp_path / "inproc" / "metrics.json").read_text())
     for key in ("total_movement", "final_distance_from_origin", "health", "ate_rmse",
@@ -140,7 +150,8 @@ def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, s
             assert live[key] == pytest.approx(inproc[key], rel=1e-5), key
     assert "partial" not in live
     pids = live["launch"]["node_pids"]
-    assert set(pids) == {"treeworld_sim", "spiral_controller", "tem_localizer"}
+    assert set(pids) == {"treeworld_sim", "spiral_controller", "tem_localizer"} | (
+        {"bag_recorder"} if record else set())
     assert not any(pid_alive(pid) for pid in pids.values())
 
 

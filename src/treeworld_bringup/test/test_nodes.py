@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import io as io_bytes
 import math
 import os
 import signal
@@ -16,8 +17,9 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped, TwistStamped
 from nav_msgs.msg import Odometry
+from PIL import Image as PillowImage
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ros_support import private_domain, ros_context, wait_for
 from treeworld_bringup.launcher import NodeProcesses, ros_environment
@@ -123,6 +125,42 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
     assert log.count("counted as 'wrong_smell_length'") == 1      # one warning per kind
     assert log.count("tf2_msgs is not installed") == 1            # said once, at start-up
     assert driver.diagnostics[-1].status[0].level == DiagnosticStatus.WARN
+
+
+def test_a_camera_localizer_counts_undecodable_frames_and_keeps_its_belief(tmp_path):
+    """Compressed camera frames: a corrupt JPEG and an unsupported format are counted and
+    warned about; the node goes on and no displacement is lost."""
+    png = io_bytes.BytesIO()
+    PillowImage.fromarray(np.full((16, 128, 3), 120, np.uint8)).save(png, format="PNG")
+    frames = {0: ("png", png.getvalue()), 1: ("jpeg", b"\xff\xd8\xff not a jpeg"),
+              2: ("theora", b"\x00" * 64), 3: ("png", png.getvalue())}
+    parameters = localizer_parameters(tmp_path, observation="camera",
+                                      camera_transport="compressed")
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        camera = driver.create_publisher(CompressedImage, io.CAMERA_COMPRESSED, io.step_qos())
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+        try:
+            for step, (codec, data) in frames.items():
+                driver.send(step, x=float(step))
+                frame = CompressedImage(format=codec, data=array.array("B", data))
+                frame.header.stamp, frame.header.frame_id = io.step_stamp(step, PERIOD), \
+                    io.BASE_FRAME
+                camera.publish(frame)
+            wait_for(lambda: len(driver.poses) == 2, 60, "the two good frames' poses",
+                     nodes.check_alive)
+            wait_for(lambda: driver.counters().get("skipped_total") == "4", 30,
+                     "every bad frame counted", nodes.check_alive)
+        finally:
+            nodes.stop()
+    counters = driver.counters()
+    assert {k: counters.get(f"skipped_{k}") for k in ("corrupt_image", "bad_encoding",
+                                                      "unpaired")} == \
+        {"corrupt_image": "1", "bad_encoding": "1", "unpaired": "2"}
+    assert driver.poses[1].pose.pose.position.x == pytest.approx(3.0, abs=0.5)
+    log = (tmp_path / "tem_localizer.log").read_text()
+    assert log.count("counted as 'corrupt_image'") == 1
 
 
 def test_localizer_from_commanded_velocity_rejects_a_nan_twist(tmp_path):

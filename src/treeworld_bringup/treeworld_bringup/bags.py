@@ -50,6 +50,8 @@ FOOTER_BYTES = 1 + 8 + 8 + 8 + 4    # opcode, length, summary start, offsets sta
 STACK_TOPICS = {
     topics.CLOCK: "rosgraph_msgs/msg/Clock",
     topics.SMELL: "sensor_msgs/msg/Image",
+    topics.CAMERA: "sensor_msgs/msg/Image",
+    topics.CAMERA_COMPRESSED: "sensor_msgs/msg/CompressedImage",
     topics.ODOM: "nav_msgs/msg/Odometry",
     topics.GROUND_TRUTH: "nav_msgs/msg/Odometry",
     topics.CMD_VEL: "geometry_msgs/msg/TwistStamped",

@@ -59,6 +59,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         "forward speed and turn rate; odometry integrates its own heading)")
     parser.add_argument("--heading-noise", type=float, metavar="SIGMA",
                         help="diff_drive: odometry's error in each moving step's turn (radians)")
+    parser.add_argument("--observation", choices=("smell", "camera"),
+                        help="what the localizer recognizes places by (camera: the simulator "
+                        "renders a panoramic camera)")
     parser.add_argument("--localizer", choices=("none", "deadreckoning", "tem2d", "slam"),
                         help="what estimates the position (default: the parameter file's "
                         "method)")
@@ -78,7 +81,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         controller, path_file = "path", controller[len("path:"):]
     world = with_overrides(settings.world, "treeworld_sim", seed=args.seed, steps=args.steps,
                            odometry_noise=args.action_noise, motion=args.motion,
-                           heading_noise=args.heading_noise)
+                           heading_noise=args.heading_noise,
+                           camera=True if args.observation == "camera" else None)
     controls = with_overrides(settings.controller, "spiral_controller", controller=controller,
                               path_file=path_file, seed=args.seed, motion=world.motion)
     if controls.controller == "path":
@@ -87,6 +91,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     localizer = with_overrides(
         settings.localizer, "tem_localizer", method=method, device=args.device,
         use_memory_to_localize=False if args.no_memory else None,
+        observation=args.observation,
         sensory_embedding_dim=world.sensory_embedding_dim)
     return Settings(world, controls, localizer)
 

@@ -1,8 +1,9 @@
-"""``treeworld replay``: a recorded /odom + /smell stream through a localizer, in-process.
+"""``treeworld replay``: a recorded /odom + /smell (or camera) stream through a localizer,
+in-process.
 
 The same SensorStream as the ROS node pairs the messages, so replaying a bag of a live run
-with the run's parameters reproduces its beliefs exactly. Any bag with these two topics works,
-e.g. one recorded on a real robot with a remap.
+with the run's parameters reproduces its beliefs exactly. Any bag with /odom and the
+observation's topic works, e.g. one recorded on a real robot with a remap.
 """
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from typing import Iterator
 import numpy as np
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.stream import RawImage, SensorStream, StreamEvent
-from treeworld_bringup.bags import BagError, BagReader, pose_xy, stamp_nanoseconds
+from tem_localizer.camera import CompressedFrame, RawImage
+from tem_localizer.stream import SensorStream, StreamEvent
+from treeworld_bringup.bags import (
+    STACK_TOPICS,
+    BagError,
+    BagReader,
+    pose_xy,
+    stamp_nanoseconds,
+)
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
 from treeworld_bringup.runner import corrected_estimates, localizer_summary
 from treeworld_bringup.settings import Settings
@@ -22,20 +30,29 @@ from treeworld_schema import topics
 ODOMETRY = "nav_msgs/msg/Odometry"
 
 
+def observation_topic(config: LocalizerConfig) -> str:
+    if config.observation == "smell":
+        return topics.SMELL
+    return topics.CAMERA if config.camera_transport == "raw" else topics.CAMERA_COMPRESSED
+
+
 def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
                   on_other=None) -> Iterator[StreamEvent]:
-    """Every step and rejection the bag's /odom and /smell produce, in recorded order.
-    ``on_other(topic, message)`` sees the bag's ground truth and trees."""
+    """Every step and rejection the bag's /odom and observations (/smell, or the camera's
+    topic) produce, in recorded order. ``on_other(topic, message)`` sees the bag's ground
+    truth and trees."""
+    observation = observation_topic(config)
     bag.require(topics.ODOM, ODOMETRY)
-    bag.require(topics.SMELL, "sensor_msgs/msg/Image")
+    bag.require(observation, STACK_TOPICS[observation])
     extra = [t for t, kind in ((topics.GROUND_TRUTH, ODOMETRY),
                                (topics.TREES, "visualization_msgs/msg/MarkerArray"))
              if bag.has(t)]
     for topic in extra:
         bag.require(topic, bag.topics[topic][0])
     stream = SensorStream(localizer, "odom", config.odom_frame, config.smell_frame,
-                          max_odometry_jump=config.max_odometry_jump)
-    for message, decoded in bag.decoded([topics.ODOM, topics.SMELL, *extra]):
+                          max_odometry_jump=config.max_odometry_jump,
+                          camera_frame=config.camera_frame)
+    for message, decoded in bag.decoded([topics.ODOM, observation, *extra]):
         event = None
         if message.topic == topics.ODOM:
             q = decoded.pose.pose.orientation
@@ -44,6 +61,12 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
         elif message.topic == topics.SMELL:
             event = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
                                  RawImage.of(decoded))
+        elif message.topic == topics.CAMERA:
+            event = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                  RawImage.of(decoded))
+        elif message.topic == topics.CAMERA_COMPRESSED:
+            event = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                  CompressedFrame.of(decoded))
         elif on_other is not None:
             on_other(message.topic, decoded)
         if event is not None:

@@ -1,8 +1,8 @@
 """Run Tree World in-process, no ROS: world, controller and an optional localizer in a loop.
 
 The loop is the contract the ROS graph reproduces: at each step the world senses (and may
-eat), the localizer is told the odometry displacement since the last step and the smell,
-then the controller's displacement moves the agent.
+eat), the localizer is told the odometry displacement since the last step and the smell (or
+the camera's view), then the controller's command moves the agent.
 """
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ from tqdm import tqdm
 
 from spiral_controller import make_controller, senses
 from tem_localizer import Localizer
+from tem_localizer.camera import RawImage, decode_raw
 from treeworld_bringup.recording import Recording, Scene
 from treeworld_bringup.settings import Settings, forager_recalls
 from treeworld_sim import TreeWorld
+
+
+def camera_pixels(view: np.ndarray) -> np.ndarray:
+    """The simulator's rgb8 view as the localizer node decodes it from its message."""
+    height, width, _ = view.shape
+    return decode_raw(RawImage("rgb8", height, width, 3 * width, False, view.tobytes()))
 
 
 def scene_of(world: TreeWorld) -> Scene:
@@ -107,7 +114,9 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
             recalled = requested, localizer.corrected_positions(
                 [places[anchor] for anchor in requested])
         if localizer is not None:
-            estimate = localizer.step(record.odometry_position - last_odometry, record.smell)
+            observation = record.smell if localizer.camera is None else \
+                localizer.encode_camera(camera_pixels(record.camera), record.odometry_yaw)
+            estimate = localizer.step(record.odometry_position - last_odometry, observation)
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
                 last_odometry = record.odometry_position
             estimates[step], losses[step] = estimate.mean, estimate.loss

@@ -15,6 +15,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from treeworld_schema.topics import (  # noqa: F401  (re-exported for the nodes)
     BASE_FRAME,
     BELIEF,
+    CAMERA,
+    CAMERA_COMPRESSED,
     CLOCK,
     CMD_VEL,
     DIAGNOSTICS,

@@ -22,6 +22,8 @@ GRAPH = "/tem/graph"          # slam: keyframes and loop closures, for RViz
 # anchor's step; the answer carries the same stamps with the map's positions after that step.
 FORAGER_ANCHORS = "/spiral_controller/anchors"
 RECALLED = "/tem/recalled"
+CAMERA = "/camera/image_raw"                   # sensor_msgs/Image
+CAMERA_COMPRESSED = "/camera/image_raw/compressed"   # sensor_msgs/CompressedImage
 DIAGNOSTICS = "/diagnostics"
 TF = "/tf"                    # map -> odom (the localizer), odom -> base_link (the simulator)
 

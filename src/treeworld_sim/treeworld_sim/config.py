@@ -62,6 +62,13 @@ class WorldConfig:
         0.0, "Std. dev. of the odometry error per axis per moving step (world units; none at "
         "rest); the agent moves exactly, only what it measures is noisy. diff_drive: of the "
         "distance driven", low=0.0)
+    camera: bool = setting(
+        False, "Also see: a panoramic camera image each step (/camera/image_raw, rgb8, "
+        "frame base_link), trees as bars at their bearing, green edible, red poisonous")
+    camera_height: int = setting(16, "Camera image rows", low=2, high=1024)
+    camera_width: int = setting(128, "Camera image columns (360 degrees)", low=4, high=4096)
+    camera_compressed: bool = setting(
+        False, "With camera: also publish /camera/image_raw/compressed (JPEG)")
     motion: str = setting(
         "holonomic", "holonomic: /cmd_vel moves the agent in the map frame; diff_drive: a "
         "wheeled base that drives forward (linear.x) and turns (angular.z), odometry "

@@ -1,9 +1,10 @@
 """ROS 2 node ``treeworld_sim``: owns the world, is the clock, publishes what the agent senses.
 
 Per step t (stamp t * step_period): /clock, /smell, /odom (noisy, integrated), /ground_truth/odom,
-/treeworld/health, odom -> base_link on /tf (where tf2_msgs is installed); then it moves the
-agent by the /cmd_vel stamped t (lockstep) or by the latest command at rate_hz (real time),
-holonomic or as a differential drive (``motion``).
+/treeworld/health, with ``camera`` /camera/image_raw (and .../compressed), odom -> base_link on
+/tf (where tf2_msgs is installed); then it moves the agent by the /cmd_vel stamped t (lockstep)
+or by the latest command at rate_hz (real time), holonomic or as a differential drive
+(``motion``).
 
 Flow control: it starts once every reader named in ``progress_topics`` is up, and in lockstep it
 publishes step t only when each of them has reported handling step t - max_lead_steps, so no
@@ -13,6 +14,7 @@ reader has its last step, it exits (``exit_when_done``).
 from __future__ import annotations
 
 import array
+import io as bytes_io
 import math
 import time
 from functools import partial
@@ -21,12 +23,13 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
+from PIL import Image as PillowImage
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -109,6 +112,11 @@ class TreeWorldSimNode(Node):
         self.truth_publisher = self.create_publisher(Odometry, io.GROUND_TRUTH, qos)
         self.health_publisher = self.create_publisher(Float32, io.HEALTH, qos)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
+        self.camera_publisher = self.create_publisher(Image, io.CAMERA, qos) \
+            if self.config.camera else None
+        self.compressed_publisher = self.create_publisher(
+            CompressedImage, io.CAMERA_COMPRESSED, qos) \
+            if self.config.camera and self.config.camera_compressed else None
         self.frames = FrameBroadcaster(self)
         self.trees_publisher = self.create_publisher(MarkerArray, io.TREES, io.latest_qos())
         self.trees_publisher.publish(tree_markers(self.world, io.step_stamp(0, self.period)))
@@ -209,7 +217,24 @@ class TreeWorldSimNode(Node):
         self.frames.send(stamp, io.ODOM_FRAME, io.BASE_FRAME,
                          np.append(record.odometry_position, record.odometry_yaw))
         self.health_publisher.publish(Float32(data=float(record.health)))
+        if record.camera is not None:
+            self.publish_camera(stamp, record.camera)
         return record
+
+    def publish_camera(self, stamp, view: np.ndarray) -> None:
+        height, width, _ = view.shape
+        image = Image(height=height, width=width, encoding="rgb8", is_bigendian=0,
+                      step=3 * width)
+        image.header.stamp, image.header.frame_id = stamp, io.BASE_FRAME
+        image.data = array.array("B", view.tobytes())
+        self.camera_publisher.publish(image)
+        if self.compressed_publisher is not None:
+            jpeg = bytes_io.BytesIO()
+            PillowImage.fromarray(view).save(jpeg, format="JPEG", quality=90)
+            compressed = CompressedImage(format="rgb8; jpeg compressed rgb8")
+            compressed.header = image.header
+            compressed.data = array.array("B", jpeg.getvalue())
+            self.compressed_publisher.publish(compressed)
 
     def advance(self, command: TwistStamped | None) -> None:
         """Move by ``command`` (rest when None or not finite), then sense the next step."""
@@ -265,7 +290,10 @@ class TreeWorldSimNode(Node):
             return
         for publisher in (self.clock_publisher, self.smell_publisher, self.odom_publisher,
                           self.truth_publisher, self.health_publisher,
-                          self.diagnostics_publisher, self.trees_publisher):
+                          self.diagnostics_publisher, self.trees_publisher,
+                          self.camera_publisher, self.compressed_publisher):
+            if publisher is None:
+                continue
             publisher.wait_for_all_acked(ACK_TIMEOUT)
         self.get_logger().info("every reader has the whole run; exiting")
         raise RunComplete

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from treeworld_schema.topics import START_YAW
+from treeworld_sim.camera import PanoramicCamera
 from treeworld_sim.config import WorldConfig
 from treeworld_sim.embeddings import WordEmbedding, make_embedding
 from treeworld_sim.sensors import FRUIT_COUNT_WORDS, DirectionalSensor, SimpleSensor
@@ -44,6 +45,7 @@ class StepRecord:
     closest_distance: float
     health: float
     ate: bool
+    camera: np.ndarray | None = None   # (H, W, 3) uint8 panorama, when the world has a camera
 
 
 class TreeWorld:
@@ -70,6 +72,8 @@ class TreeWorld:
         sensor_class = DirectionalSensor if config.sensor == "directional" else SimpleSensor
         self.sensor = sensor_class(config.max_sense_distance, config.can_see_fruit_distance,
                                    fruit_count_vectors)
+        self.camera = PanoramicCamera(config.camera_height, config.camera_width) \
+            if config.camera else None
         self.reset()
 
     @property
@@ -101,11 +105,13 @@ class TreeWorld:
             self.fruit[:] = self.config.max_fruit
         smell = self.sensor.sense(self.position, self.heading, self.tree_positions,
                                   self.tree_embeddings, self.fruit)
+        view = None if self.camera is None else self.camera.render(
+            self.position, math.atan2(self.heading[1], self.heading[0]), self.tree_positions,
+            self.tree_poisonous)
         ate = self._maybe_eat()
         return StepRecord(self.step_index, self.position.copy(), self.heading.copy(),
                           self.odometry_position.copy(), self.odometry_yaw, smell.vector,
-                          smell.closest_tree,
-                          smell.closest_distance, self.health, ate)
+                          smell.closest_tree, smell.closest_distance, self.health, ate, view)
 
     def _maybe_eat(self) -> bool:
         distances = np.linalg.norm(self.tree_positions - self.position, axis=1)
