@@ -5,8 +5,8 @@ only drive forward and turn. ``DiffDrive`` turns toward what is wanted and drive
 it as the turn allows, the way a pure-pursuit follower does. Its heading is its own commands
 integrated (the base turns exactly as commanded), so it needs no pose. A traced or random path
 is open loop: the follower pursues the point the path has reached, so the lag of every turn is
-made up later instead of bending the whole path. The forager closes its own loop through the
-estimate, so its displacement is followed as it is.
+made up later (at up to twice the path's top speed) instead of bending the whole path. The
+forager closes its own loop through the estimate, so its displacement is followed as it is.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import numpy as np
 
 from treeworld_schema.frames import wrap
 from treeworld_schema.topics import START_YAW
+
+CATCH_UP = 2.0   # making up lag, the base goes at most this times the path's top speed
 
 
 class DiffDrive:
@@ -33,6 +35,7 @@ class DiffDrive:
         self.yaw = START_YAW
         self.position = np.zeros(2)       # its own commands integrated
         self.planned = np.zeros(2)        # where the holonomic controller has gone
+        self.top_speed = 0.0              # the longest step it has asked for
 
     def __getattr__(self, name):
         # the forager's observe/anchors/reanchor/counters pass through
@@ -41,6 +44,7 @@ class DiffDrive:
     def __call__(self, step: int) -> tuple[float, float]:
         displacement, _ = self.controller(step)
         self.planned = self.planned + displacement
+        self.top_speed = max(self.top_speed, float(np.hypot(displacement[0], displacement[1])))
         wanted = self.planned - self.position if self.pursue else np.asarray(displacement)
         distance = float(np.hypot(wanted[0], wanted[1]))
         if distance < 1e-9:
@@ -50,7 +54,7 @@ class DiffDrive:
         bearing = wrap(math.atan2(wanted[1], wanted[0]) - self.yaw)
         turn = float(np.clip(2.0 * bearing, -self.max_turn, self.max_turn))
         direction = np.array([math.cos(self.yaw + turn / 2), math.sin(self.yaw + turn / 2)])
-        forward = min(max(float(wanted @ direction), 0.0), distance)
+        forward = min(max(float(wanted @ direction), 0.0), distance, CATCH_UP * self.top_speed)
         self.position = self.position + forward * direction
         self.yaw += turn
         return forward, turn

@@ -90,6 +90,10 @@ class LocalizerConfig:
     graph_window_steps: int = setting(
         2400, "slam: the newest this many steps stay in the optimizer; older keyframes settle "
         "(fixed) so a step costs the same at any run length", low=8)
+    heading_window_steps: int = setting(
+        0, "slam: fit how far the odometry frame is turned in the map over this many newest "
+        "steps and turn odometry by it (wheel odometry whose heading drifts: 100); 0 = off, "
+        "odometry's heading is taken as it is", low=0)
     smell_code_dim: int = setting(32, "slam: length of the smell code kept per step", low=2,
                                   high=1024)
     closure_exclude_steps: int = setting(

@@ -18,6 +18,7 @@ from tem_localizer.belief import ScrollingBelief
 from tem_localizer.camera import CameraEncoder
 from tem_localizer.config import LocalizerConfig
 from tem_localizer.grid import BeliefGrid
+from tem_localizer.heading import OdometryHeading
 from tem_localizer.loop_closure import ClosureSettings
 from tem_localizer.map_file import load_map, save_map
 from tem_localizer.relocalization import Relocalizer
@@ -101,6 +102,8 @@ class Localizer:
             self.slam = Slam(config.sensory_embedding_dim, slam_settings(config))
             self.front = ScrollingBelief(self.grid, self.device, config.max_action_norm,
                                          config.sharpen_exponent)
+        self.heading = OdometryHeading(config.heading_window_steps) \
+            if self.slam is not None and config.heading_window_steps else None
         self.camera = CameraEncoder(
             config.sensory_embedding_dim, config.camera_encoder,
             (config.camera_rows, config.camera_columns), config.camera_panoramic,
@@ -123,6 +126,8 @@ class Localizer:
         if self.model is not None:
             self.model.reset()
             self.belief = self.model.initial_belief()
+        if self.heading is not None:
+            self.heading.reset()
         if self.slam is not None:
             self.slam.reset()
             self.front.reset(np.zeros(2))
@@ -217,6 +222,7 @@ class Localizer:
         self.counters.late_frames += 1
         self.dead_reckoned = self.dead_reckoned + action
         if self.slam is not None:
+            action = self._to_map(action)
             self.front.move(action)
             self.position = self.slam.coast(action)
             return self._estimate(loss=float("nan"), lost=False, skipped=None)
@@ -242,7 +248,17 @@ class Localizer:
         self.position = self.front.mean()
         self.relocalized_after = None
 
+    @property
+    def heading_correction(self) -> float:
+        """How far the odometry frame is turned in the map frame (radians; 0 unless slam
+        fits it, ``heading_window_steps``)."""
+        return 0.0 if self.heading is None else self.heading.angle
+
+    def _to_map(self, action: np.ndarray) -> np.ndarray:
+        return action if self.heading is None else self.heading.to_map(action)
+
     def _slam_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
+        action = self._to_map(action)
         self.front.move(action)
         if self.relocalizer is not None:
             return self._relocalize(smell)
@@ -250,6 +266,8 @@ class Localizer:
         if result.closure is not None:
             self.front.shift(result.correction)
         self.position = result.position
+        if self.heading is not None:
+            self.heading.observe(len(self.slam.places) - 1, self.corrected_positions)
         return self._estimate(self.slam.smell_error, lost=False, skipped=None,
                               corrected=result.closure is not None)
 

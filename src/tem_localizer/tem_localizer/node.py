@@ -147,8 +147,10 @@ class TemLocalizerNode(Node):
         if localized:
             self.publish_estimate(stamp, event.step)
             if event.odometry_pose is not None:
-                # the localizer's heading is odometry's: the correction is a translation
-                estimate = np.append(event.step.mean, event.odometry_pose[2])
+                # the localizer's heading is odometry's, turned by the fitted heading
+                # correction (0 unless heading_window_steps is set)
+                estimate = np.append(event.step.mean, event.odometry_pose[2] +
+                                     self.localizer.heading_correction)
                 self.frames.send(stamp, io.MAP_FRAME, self.config.odom_frame,
                                  map_to_odom(estimate, event.odometry_pose))
         self.publish_diagnostics(stamp, event.step if localized else None,

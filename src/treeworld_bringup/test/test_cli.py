@@ -83,6 +83,20 @@ def test_dead_reckoning_baseline_drifts_with_noise(tmp_path):
     assert exact["ate_rmse"] < 1e-9 and noisy["ate_rmse"] > 1.0
 
 
+def test_slam_fitting_odometrys_heading_follows_a_drifting_differential_drive(tmp_path):
+    """Wheel odometry whose heading drifts (0.01 rad per step) bends the odometry path; slam
+    alone corrects it only at closures, with heading_window_steps it also turns what comes
+    next. seed 1, 800 steps: 14.0 without, 6.7 with."""
+    drive = ["run", "--controller", "circle", "--motion", "diff_drive", "--heading-noise",
+             "0.01", "--action-noise", "1.0", "--seed", "1", "--steps", "800",
+             "--localizer", "slam", "--device", "cpu"]
+    config = write(tmp_path / "heading.yaml",
+                   "tem_localizer:\n  ros__parameters:\n    heading_window_steps: 100\n")
+    plain = run_ok([*drive, "--out", str(tmp_path / "plain")])
+    fitted = run_ok([*drive, "--config", config, "--out", str(tmp_path / "fitted")])
+    assert fitted["ate_rmse"] < 0.6 * plain["ate_rmse"]
+
+
 def test_a_straight_path_has_no_aligned_ate_but_every_other_figure():
     times = np.arange(50) * 0.1
     truth = np.column_stack([np.arange(50.0), np.zeros(50)])     # a line: no rotation fits

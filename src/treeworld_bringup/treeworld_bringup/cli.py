@@ -17,7 +17,7 @@ from spiral_controller import PathFileError, load_path_file
 from tem_localizer import BeliefGrid
 from tem_localizer.localizer import DeviceUnavailable
 from tem_localizer.map_file import MapFileError
-from treeworld_bringup import benchmarks, plots, speed
+from treeworld_bringup import benchmarks, plots, robot_bench, speed
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.evaluation import format_table
@@ -236,6 +236,14 @@ def command_bench_forage(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench_robot(args: argparse.Namespace) -> int:
+    report = robot_bench.robot(args.out, steps=args.steps, seeds=args.seeds,
+                               scenarios=args.scenarios)
+    print(robot_bench.robot_tables(report))
+    print(f"results in {args.out}/robot.json, .md")
+    return 0
+
+
 def command_bench_speed(args: argparse.Namespace) -> int:
     result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths,
                          not args.no_soak)
@@ -266,6 +274,14 @@ def add_bench_commands(commands, parser_class) -> None:
     forage_parser.add_argument("--noises", type=float, nargs="+",
                                default=list(benchmarks.FORAGE_NOISES))
     forage_parser.set_defaults(handler=command_bench_forage)
+    robot_parser = benches.add_parser("robot", help="camera and differential drive against "
+                                      "smell and holonomic moves; the camera encoder's cost")
+    robot_parser.add_argument("--out", type=Path, default=Path("docs/bench"))
+    robot_parser.add_argument("--steps", type=int, default=robot_bench.STEPS)
+    robot_parser.add_argument("--seeds", type=int, nargs="+", default=list(robot_bench.SEEDS))
+    robot_parser.add_argument("--scenarios", nargs="+", choices=robot_bench.SCENARIOS,
+                              default=list(robot_bench.SCENARIOS))
+    robot_parser.set_defaults(handler=command_bench_robot)
     speed_parser = benches.add_parser("speed", help="latency and memory as the memory grows")
     speed.add_speed_options(speed_parser)
     speed_parser.set_defaults(handler=command_bench_speed)

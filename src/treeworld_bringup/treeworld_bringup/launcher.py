@@ -257,6 +257,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     parameter_file.write_text(yaml.safe_dump(
         parameter_document(dataclasses.replace(settings, world=world)), sort_keys=False))
     bag = workspace / "bag" if record else None
+    camera_topics = ((io.CAMERA,) + ((io.CAMERA_COMPRESSED,) if world.camera_compressed else ())
+                     if world.camera else ())
     # The children start before rclpy (and its DDS threads) exist in this process, so the
     # code they run between fork and exec (_die_with_parent) cannot meet a lock held by them.
     nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range)
@@ -268,7 +270,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                mininterval=0.5)
     try:
         with StopRequests() as stop:
-            while not complete(gatherer.data, steps, use_localizer, record):
+            while not complete(gatherer.data, steps, use_localizer, record, camera_topics):
                 rclpy.spin_once(gatherer, timeout_sec=0.05)
                 stop.check()
                 bar.update(len(gatherer.data.estimates if use_localizer
@@ -305,9 +307,11 @@ def _drain(gatherer: Gatherer, limit: float, quiet: float = 0.5) -> None:
         rclpy.spin_once(gatherer, timeout_sec=0.05)
 
 
-def complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> bool:
+def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
+             camera_topics: tuple[str, ...] = ()) -> bool:
     """Whether everything the run published has arrived: every true pose, every estimate and
-    the localizer's report of its last step, and with ``record`` every message in the bag."""
+    the localizer's report of its last step, and with ``record`` every message in the bag
+    (``camera_topics``: the simulator's camera topics, one image per step)."""
     if not data.sim_totals:
         return False
     ran = int(data.sim_totals[keys.STEPS])        # fewer than ``steps`` if the agent died
@@ -316,7 +320,8 @@ def complete(data: Gathered, steps: int, use_localizer: bool, record: bool) -> b
     if record:
         recorded = {topic: int(count) for topic, count in data.recorded.items()}
         needed = {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
-            {io.POSE: ran, io.BELIEF: ran} if use_localizer else {})
+            {io.POSE: ran, io.BELIEF: ran} if use_localizer else {}) | \
+            {topic: ran for topic in camera_topics}
         if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
             return False
     # The estimates and the localizer's reports come from different writers: a sample lost on

@@ -168,3 +168,30 @@ def plot_rviz_view(path: Path, belief: np.ndarray, origin: tuple[float, float],
     fig.tight_layout()
     fig.savefig(path, dpi=100, facecolor=fig.get_facecolor())
     plt.close(fig)
+
+
+def plot_camera_views(path: Path, scene: Scene, views: list[tuple], title: str) -> None:
+    """The world with the agent at a few steps (arrows: its heading) and what its panoramic
+    camera saw there; ``views`` holds (step, position, heading, image)."""
+    fig = plt.figure(figsize=(12, 1.6 * len(views) + 1.5))
+    grid = fig.add_gridspec(len(views), 2, width_ratios=(1, 2.2))
+    world = fig.add_subplot(grid[:, 0])
+    _draw_trees(world, scene)
+    for step, position, heading, _ in views:
+        world.arrow(*position, *(40 * heading), width=4, color="k", zorder=4)
+        world.annotate(f"step {step}", position, textcoords="offset points", xytext=(6, -12),
+                       fontsize=8)
+    world.set_aspect("equal")
+    world.set_title(title, fontsize=9)
+    world.grid(alpha=0.3)
+    for row, (step, _, _, image) in enumerate(views):
+        ax = fig.add_subplot(grid[row, 1])
+        ax.imshow(image, aspect="auto", interpolation="nearest")
+        width = image.shape[1]
+        ax.set_xticks([0, width / 4, width / 2, 3 * width / 4, width],
+                      ["behind", "left", "ahead", "right", "behind"], fontsize=8)
+        ax.set_yticks([])
+        ax.set_title(f"step {step}", fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
