@@ -97,6 +97,14 @@ def test_slam_fitting_odometrys_heading_follows_a_drifting_differential_drive(tm
     assert fitted["ate_rmse"] < 0.6 * plain["ate_rmse"]
 
 
+def test_a_localizer_that_looks_by_camera_turns_the_simulators_camera_on(tmp_path):
+    config = write(tmp_path / "camera.yaml",
+                   "tem_localizer:\n  ros__parameters:\n    observation: camera\n")
+    metrics = run_ok(["run", "--config", config, "--steps", "30", "--localizer", "slam",
+                      "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert metrics["steps"] == 30 and metrics["skipped_total"] == 0
+
+
 def test_a_straight_path_has_no_aligned_ate_but_every_other_figure():
     times = np.arange(50) * 0.1
     truth = np.column_stack([np.arange(50.0), np.zeros(50)])     # a line: no rotation fits

@@ -82,7 +82,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     world = with_overrides(settings.world, "treeworld_sim", seed=args.seed, steps=args.steps,
                            odometry_noise=args.action_noise, motion=args.motion,
                            heading_noise=args.heading_noise,
-                           camera=True if args.observation == "camera" else None)
+                           # the simulator renders its camera when the localizer looks by it
+                           camera=True if (args.observation or settings.localizer.observation)
+                           == "camera" else None)
     controls = with_overrides(settings.controller, "spiral_controller", controller=controller,
                               path_file=path_file, seed=args.seed, motion=world.motion)
     if controls.controller == "path":
