@@ -13,6 +13,7 @@ since nothing is downloaded at run time), each through a fixed seeded random pro
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
+
+from treeworld_schema import ConfigError
 
 RAW_ENCODINGS = {"rgb8": (3, "u1"), "bgr8": (3, "u1"), "mono8": (1, "u1"), "32FC1": (1, "f4")}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -126,11 +129,16 @@ class CameraEncoder:
         self.size, self.panoramic, self.device = size, panoramic, torch.device(device)
         generator = torch.Generator().manual_seed(seed)
         if backbone == "mobilenet":
-            torch.manual_seed(seed)       # the layers draw their initial weights from it
-            network = torchvision.models.mobilenet_v3_small(weights=None)
+            with torch.random.fork_rng(devices=[]):   # seeded weights, the global RNG untouched
+                torch.manual_seed(seed)
+                network = torchvision.models.mobilenet_v3_small(weights=None)
             if weights:
-                network.load_state_dict(torch.load(Path(weights), map_location="cpu",
-                                                   weights_only=True))
+                try:
+                    network.load_state_dict(torch.load(Path(weights), map_location="cpu",
+                                                       weights_only=True))
+                except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+                    raise ConfigError(f"camera_weights: {weights} is not a mobilenet_v3_small "
+                                      f"state_dict ({str(error).splitlines()[0]})") from None
             self.features = network.features.eval().to(self.device)
             self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
             self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)

@@ -5,6 +5,7 @@ The science behind them: docs/design.md §4-§7.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from treeworld_schema import setting
 
@@ -141,3 +142,5 @@ class LocalizerConfig:
 
         if self.start_in_map and not self.map_file:
             raise ConfigError("map_file: start_in_map needs a map file")
+        if self.camera_weights and not Path(self.camera_weights).is_file():
+            raise ConfigError(f"camera_weights: no such file {self.camera_weights!r}")

@@ -17,6 +17,7 @@ from tem_localizer.camera import (
     decode_raw,
 )
 from tem_localizer.stream import SensorStream
+from treeworld_schema import ConfigError
 
 STAMP = 100_000_000
 PIXELS = np.random.default_rng(0).integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
@@ -124,3 +125,14 @@ def test_camera_frames_pair_with_odometry_by_stamp_and_bad_ones_are_counted():
                 pytest.approx(30.0)
     assert s.localizer.counters.skipped == {"corrupt_image": 1, "unknown_frame": 1,
                                             "unpaired": 5}
+
+
+def test_a_weights_file_that_is_not_a_mobilenet_is_refused_by_name(tmp_path):
+    junk = tmp_path / "weights.pt"
+    junk.write_bytes(b"not a state dict")
+    with pytest.raises(ConfigError, match="camera_weights: .*weights.pt is not a "
+                                          "mobilenet_v3_small state_dict"):
+        CameraEncoder(16, "mobilenet", weights=str(junk))
+    with pytest.raises(ConfigError, match="camera_weights: no such file"):
+        LocalizerConfig(observation="camera", camera_encoder="mobilenet",
+                        camera_weights=str(tmp_path / "none.pt")).check()
