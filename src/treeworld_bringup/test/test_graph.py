@@ -245,6 +245,13 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
             gatherer.on_pose(pose)
         assert gatherer.reported == steps - 1
         assert complete(gatherer.data, steps, use_localizer=True, record=False)
+        # recording: the bag must hold every step's messages, the localizer's reports too
+        gatherer.data.recorded = {io.GROUND_TRUTH: str(steps + 1), io.SMELL: str(steps),
+                                  io.ODOM: str(steps), io.POSE: str(steps),
+                                  io.BELIEF: str(steps), io.DIAGNOSTICS: "3"}
+        assert not complete(gatherer.data, steps, use_localizer=True, record=True)
+        gatherer.data.recorded[io.DIAGNOSTICS] = str(steps + 1)
+        assert complete(gatherer.data, steps, use_localizer=True, record=True)
         gatherer.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -319,9 +319,11 @@ def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
         return False
     if record:
         recorded = {topic: int(count) for topic, count in data.recorded.items()}
+        # /diagnostics: the localizer's report of each step and the simulator's totals, at
+        # least (the recorder's own status goes there too)
         needed = {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
-            {io.POSE: ran, io.BELIEF: ran} if use_localizer else {}) | \
-            {topic: ran for topic in camera_topics}
+            {io.POSE: ran, io.BELIEF: ran, io.DIAGNOSTICS: ran + 1} if use_localizer
+            else {}) | {topic: ran for topic in camera_topics}
         if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
             return False
     # The estimates and the localizer's reports come from different writers: a sample lost on
