@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from treeworld_schema.topics import START_YAW
+
 EDIBLE, POISONOUS, BARREN = "edible", "poisonous", "barren"
 
 
@@ -117,7 +119,7 @@ class Forager:
         self.position = np.zeros(2)         # the last good estimate, moved by what it did since
         self.anchor: int | None = None      # the step of the last estimate, and the estimate
         self.anchor_estimate = np.zeros(2)
-        self.heading = math.pi / 4          # the agent starts heading (1, 1) / sqrt(2)
+        self.heading = START_YAW
         self.last_move = np.zeros(2)
         self.smell: np.ndarray | None = None
         self.health: float | None = None

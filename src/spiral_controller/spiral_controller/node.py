@@ -31,9 +31,7 @@ from spiral_controller.config import ControllerConfig
 from spiral_controller.paths import PathFileError, make_controller, senses
 from treeworld_schema import interface as io
 from treeworld_schema.ros import declare_section, run_node
-
-# The agent starts heading (1, 1) / sqrt(2) (docs/design.md §2); turn rates are relative to it.
-START_HEADING_ANGLE = math.pi / 4
+from treeworld_schema.topics import START_YAW
 
 
 class SpiralControllerNode(Node):
@@ -41,7 +39,7 @@ class SpiralControllerNode(Node):
         super().__init__("spiral_controller")
         self.config = declare_section(self, ControllerConfig)
         self.controller = make_controller(self.config)
-        self.heading_angle = START_HEADING_ANGLE
+        self.heading_angle = START_YAW   # turn rates are relative to it
         self.next_step = 0
         self.clock_step = -1                # the newest step /clock named
         self.waiting_since: float | None = None

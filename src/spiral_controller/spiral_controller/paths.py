@@ -15,6 +15,7 @@ import numpy as np
 from spiral_controller.config import ControllerConfig
 from spiral_controller.drive import DiffDrive
 from spiral_controller.forager import Forager, ForagerSettings
+from treeworld_schema.topics import START_YAW
 
 
 class Controller(Protocol):
@@ -87,7 +88,7 @@ class RandomExploration:
                  radius: float = 400.0):
         self.generator = np.random.default_rng(seed)
         self.speed, self.turn_std, self.radius = speed, turn_std, radius
-        self.direction = math.pi / 4
+        self.direction = START_YAW
         self.turn_rate = 0.0
         self.commanded_position = np.zeros(2)
 

@@ -81,7 +81,7 @@ def case_settings(scenario: str, noise: float, localizer: str, seed: int, steps:
     return Settings(world, controller, locator)
 
 
-def _one_thread_each() -> None:
+def one_thread_each() -> None:
     """A worker per core: PyTorch's own threads would only fight over the same cores."""
     import torch
 
@@ -116,7 +116,7 @@ def accuracy(out: Path, steps: int = STEPS, seeds=SEEDS, scenarios=SCENARIOS, no
         cases = [(s, n, loc, seed, steps, path_folder)
                  for s, n, loc, seed in itertools.product(scenarios, noises, localizers, seeds)]
         workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=one_thread_each) as pool:
             results = list(tqdm(pool.map(run_case, cases), total=len(cases), desc="accuracy",
                                 unit="run"))
     (out / "accuracy.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -229,7 +229,7 @@ def forage(out: Path, steps: int = FORAGE_STEPS, seeds=FORAGE_SEEDS, noises=FORA
     out.mkdir(parents=True, exist_ok=True)
     cases = list(itertools.product(modes, noises, seeds, [steps]))
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=one_thread_each) as pool:
         results = list(tqdm(pool.map(forage_case, cases), total=len(cases), desc="forage",
                             unit="run"))
     (out / "forage.json").write_text(json.dumps(results) + "\n")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from spiral_controller import make_controller
 from tem_localizer.camera import CameraEncoder, RawImage, decode_raw
 from treeworld_bringup import plots
-from treeworld_bringup.benchmarks import SLAM_MIN_SIGMA, _one_thread_each
+from treeworld_bringup.benchmarks import SLAM_MIN_SIGMA, one_thread_each
 from treeworld_bringup.runner import run, scene_of
 from treeworld_bringup.settings import Settings
 from treeworld_sim import TreeWorld
@@ -109,7 +109,7 @@ def robot(out: Path, steps: int = STEPS, seeds=SEEDS, scenarios=SCENARIOS,
     cases = list(itertools.product(scenarios, MOTIONS, OBSERVATIONS, LOCALIZERS, seeds,
                                    [steps]))
     workers = workers or max(1, min(len(os.sched_getaffinity(0)), len(cases)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread_each) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=one_thread_each) as pool:
         results = list(tqdm(pool.map(robot_case, cases), total=len(cases), desc="robot",
                             unit="run"))
     report = {"encoder_ms": costs, "cases": results}
