@@ -287,10 +287,12 @@ def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_pa
 
 def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
     """The localizer is frozen near the end: the simulator finishes its run (it may lead by
-    max_lead_steps) while the launcher still waits for the last estimates; then SIGTERM."""
+    max_lead_steps) while the launcher still waits for the last estimates; then SIGTERM.
+    The freeze is timed by the localizer's own poses as they arrive, not by the launcher's
+    progress, which may lag them so far that the localizer is already done (CI saw that)."""
     steps, out = 300, tmp_path / "out"
     with watched_launch(out, steps) as (launcher, pids, watcher):
-        wait_for(lambda: watcher.launcher_step >= 240, 120, "the launcher to gather 240")
+        wait_for(lambda: len(watcher.poses) >= 210, 120, "the localizer's pose of step 210")
         os.kill(pids["tem_localizer"], signal.SIGSTOP)
         wait_for(lambda: len(watcher.truth) == steps + 1, 60, "the simulator's last pose")
         launcher.send_signal(signal.SIGTERM)
@@ -298,7 +300,7 @@ def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
     assert code == 143
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["error"] == "SIGTERM"
-    assert 240 <= metrics["steps"] < steps
+    assert 200 <= metrics["steps"] < steps
     assert metrics["total_movement"] > 0          # the simulator's totals did arrive
 
 
