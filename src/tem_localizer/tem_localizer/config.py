@@ -46,7 +46,10 @@ class LocalizerConfig:
                                     low=0.0)
     kernel_blur_sigma: float = setting(0.0, "Gaussian blur of the translation kernel (cells); "
                                        "0 = off", low=0.0, high=10.0)
-    learn_action_map: bool = setting(False, "Learn a 2x2 map applied to actions")
+    learn_action_map: bool = setting(
+        False, "Learn how actions move the agent: tem2d trains a 2x2 map applied to actions; "
+        "slam (with heading_window_steps) fits odometry's scale (a wheel radius that is off) "
+        "against a loaded map's loop closures")
     train_every: int = setting(100, "Optimizer step every this many steps (when the model has "
                                "parameters)", low=1)
     learning_rate: float = setting(1e-3, "Adam learning rate", low=0.0, low_exclusive=True)
@@ -57,6 +60,9 @@ class LocalizerConfig:
     device: str = setting("auto", "auto (CUDA when present) | cpu | cuda",
                           choices=("auto", "cpu", "cuda"))
     seed: int = setting(0, "Seed of memory sampling", low=0)
+    cpu_threads: int = setting(
+        1, "ROS node: PyTorch threads on the CPU; 0 = PyTorch's default (one per core). A "
+        "step's tensors are small, and on a robot's computer other nodes share the cores", low=0)
     action_source: str = setting(
         "odom", "ROS node: odom (displacement between consecutive /odom poses) or cmd_vel "
         "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))
@@ -142,5 +148,8 @@ class LocalizerConfig:
 
         if self.start_in_map and not self.map_file:
             raise ConfigError("map_file: start_in_map needs a map file")
+        if self.method == "slam" and self.learn_action_map and not self.heading_window_steps:
+            raise ConfigError("learn_action_map: slam fits odometry's scale over "
+                              "heading_window_steps, which is 0")
         if self.camera_weights and not Path(self.camera_weights).is_file():
             raise ConfigError(f"camera_weights: no such file {self.camera_weights!r}")

@@ -102,7 +102,8 @@ class Localizer:
             self.slam = Slam(config.sensory_embedding_dim, slam_settings(config))
             self.front = ScrollingBelief(self.grid, self.device, config.max_action_norm,
                                          config.sharpen_exponent)
-        self.heading = OdometryHeading(config.heading_window_steps) \
+        self.heading = OdometryHeading(config.heading_window_steps,
+                                       fit_scale=config.learn_action_map) \
             if self.slam is not None and config.heading_window_steps else None
         self.camera = CameraEncoder(
             config.sensory_embedding_dim, config.camera_encoder,
@@ -267,7 +268,12 @@ class Localizer:
             self.front.shift(result.correction)
         self.position = result.position
         if self.heading is not None:
-            self.heading.observe(len(self.slam.places) - 1, self.corrected_positions)
+            # only a loaded map, made with other odometry, knows odometry's true scale: a
+            # closure to this session's own places would measure odometry against itself
+            to_loaded_map = result.closure is not None and \
+                result.closure.old < self.slam.session_start
+            self.heading.observe(len(self.slam.places) - 1, self.corrected_positions,
+                                 result.closure if to_loaded_map else None)
         return self._estimate(self.slam.smell_error, lost=False, skipped=None,
                               corrected=result.closure is not None)
 

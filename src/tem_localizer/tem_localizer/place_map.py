@@ -57,7 +57,7 @@ class PlaceMap:
         self.odometry = GrowingArray((2,), np.float32)            # (P, 2) step into the place
         self.offsets = GrowingArray((2,), np.float32)             # (P, 2) from its keyframe
         self.keyframe_positions = GrowingArray((2,), np.float64)  # (K, 2) latest estimates
-        self.hashed_cell: list[tuple[int, int]] = []              # (K,) where each is hashed
+        self.hashed_cells = GrowingArray((2,), np.int64)          # (K, 2) where each is hashed
         self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)     # may still move
         self.settled_cells: dict[tuple[int, int], GrowingArray] = {}       # will not
 
@@ -73,7 +73,7 @@ class PlaceMap:
         hashed = sum(len(members) for members in self.cells.values())
         settled = sum(members.data.nbytes for members in self.settled_cells.values())
         return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes + settled
-                + self.keyframe_positions.nbytes + 16 * hashed + 24 * len(self.hashed_cell))
+                + self.keyframe_positions.nbytes + 16 * hashed + self.hashed_cells.nbytes)
 
     def _cell(self, position: np.ndarray) -> tuple[int, int]:
         return math.floor(position[0] / self.cell), math.floor(position[1] / self.cell)
@@ -84,7 +84,7 @@ class PlaceMap:
     def add_keyframe(self, position: np.ndarray) -> int:
         index = self.keyframe_positions.append(position)
         cell = self._cell(position)
-        self.hashed_cell.append(cell)
+        self.hashed_cells.append(cell)
         self.cells[cell].add(index)
         return index
 
@@ -94,19 +94,26 @@ class PlaceMap:
         self.offsets.append(offset)
         return self.codes.append(code)
 
+    def move_keyframes(self, indices: np.ndarray, positions: np.ndarray) -> None:
+        """New estimates (n, 2) of keyframes ``indices``; those that changed cells are
+        rehashed (few do: a correction moves most keyframes by less than a cell)."""
+        self.keyframe_positions.data[indices] = positions
+        cells = np.floor(positions / self.cell).astype(np.int64)
+        hashed = self.hashed_cells.data
+        changed = (cells != hashed[indices]).any(axis=1)
+        for index, cell in zip(indices[changed].tolist(), cells[changed].tolist()):
+            self.cells[tuple(hashed[index].tolist())].discard(index)
+            self.cells[tuple(cell)].add(index)
+            hashed[index] = cell
+
     def move_keyframe(self, index: int, position: np.ndarray) -> None:
-        """A new estimate of keyframe ``index``; rehashed when it changed cells."""
-        self.keyframe_positions.data[index] = position
-        cell = self._cell(position)
-        if cell != self.hashed_cell[index]:
-            self.cells[self.hashed_cell[index]].discard(index)
-            self.cells[cell].add(index)
-            self.hashed_cell[index] = cell
+        """A new estimate of keyframe ``index``."""
+        self.move_keyframes(np.array([index]), np.asarray(position, dtype=np.float64)[None])
 
     def settle_keyframe(self, index: int, position: np.ndarray) -> None:
         """Keyframe ``index``'s final estimate: it will not move again."""
         self.move_keyframe(index, position)
-        cell = self.hashed_cell[index]
+        cell = tuple(self.hashed_cells.data[index].tolist())
         self.cells[cell].discard(index)
         if not self.cells[cell]:
             del self.cells[cell]

@@ -61,6 +61,7 @@ class PoseGraph:
         self.pending_graph = gtsam.NonlinearFactorGraph()
         self.pending_values = gtsam.Values()
         self.pending_factors: list[_Factor] = []
+        self._estimates: np.ndarray | None = None   # (optimized keyframes, 2), or stale
 
     @staticmethod
     def _new_isam() -> gtsam.ISAM2:
@@ -134,6 +135,7 @@ class PoseGraph:
         graph, values, added = self.pending_graph, self.pending_values, self.pending_factors
         self.pending_graph, self.pending_values = gtsam.NonlinearFactorGraph(), gtsam.Values()
         self.pending_factors = []
+        self._estimates = None
         try:
             self.isam.update(graph, values)
             if any(f.kind == "closure" for f in added):
@@ -153,8 +155,8 @@ class PoseGraph:
 
     def _settle(self, count: int) -> None:
         """Keyframes before ``count`` keep their estimates and leave the optimizer."""
-        for index in range(self.settled.size, count):
-            self.settled.append(self.isam.calculateEstimatePoint2(X(index)))
+        for position in self.positions(np.arange(self.settled.size, count)):
+            self.settled.append(position)
         self.factors = [f for f in self.factors if not self.is_settled(f.second)]
         self._rebuild(gtsam.Values())
 
@@ -162,6 +164,7 @@ class PoseGraph:
         """A fresh iSAM2 from the kept factors, started at the last good estimates."""
         previous = self.isam
         self.isam = self._new_isam()
+        self._estimates = None
         graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
         for factor in self.factors:
             graph.add(self._gtsam_factor(factor))
@@ -173,11 +176,23 @@ class PoseGraph:
                 values.insert(key, previous.calculateEstimatePoint2(key))
         self.isam.update(graph, values)
 
+    def _optimized(self) -> np.ndarray:
+        """(n, 2) the estimates of the keyframes still optimized, in order: one
+        back-substitution per update rather than one per keyframe read."""
+        if self._estimates is None:
+            estimates = gtsam.utilities.extractPoint2(self.isam.calculateEstimate())
+            self._estimates = np.asarray(estimates, dtype=float).reshape(-1, 2)
+        return self._estimates
+
     def position(self, index: int) -> np.ndarray:
-        if self.is_settled(index):
-            return self.settled.data[index].copy()
-        return np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
+        return self.positions(np.array([index]))[0]
 
     def positions(self, indices) -> np.ndarray:
         """(n, 2) current estimates of the given keyframes."""
-        return np.array([self.position(int(i)) for i in indices]).reshape(-1, 2)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        settled = indices < self.settled.size
+        result = np.empty((len(indices), 2))
+        result[settled] = self.settled.data[indices[settled]]
+        if not settled.all():
+            result[~settled] = self._optimized()[indices[~settled] - self.settled.size]
+        return result

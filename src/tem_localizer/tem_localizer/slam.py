@@ -293,8 +293,9 @@ class Slam:
 
     def _refresh(self, keyframes: np.ndarray) -> None:
         """New estimates for the given keyframes; settled ones already have their last."""
-        for index in keyframes[keyframes >= self.graph.settled.size]:
-            self.places.move_keyframe(int(index), self.graph.position(int(index)))
+        moving = keyframes[keyframes >= self.graph.settled.size]
+        if len(moving):
+            self.places.move_keyframes(moving, self.graph.positions(moving))
 
     def _refresh_around(self, closure: Closure) -> None:
         """New estimates for the keyframes a closure moved most (both ends of the loop), and

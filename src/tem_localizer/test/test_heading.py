@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from tem_localizer.heading import OdometryHeading, rotation_between
+from tem_localizer.heading import OdometryHeading, similarity_between
 
 
 def turned(points: np.ndarray, angle: float) -> np.ndarray:
@@ -12,10 +12,11 @@ def turned(points: np.ndarray, angle: float) -> np.ndarray:
     return points @ np.array([[cos, sin], [-sin, cos]])
 
 
-def test_the_rotation_between_two_point_sets_is_found_whatever_their_offset():
+def test_the_turn_and_scale_between_two_point_sets_are_found_whatever_their_offset():
     points = np.random.default_rng(0).normal(0, 30, size=(25, 2))
-    assert rotation_between(points, turned(points, 0.3) + [50.0, -20.0]) == pytest.approx(0.3)
-    assert rotation_between(points, turned(points, -2.5)) == pytest.approx(-2.5)
+    assert similarity_between(points, turned(points, 0.3) + [50.0, -20.0]) == \
+        pytest.approx((0.3, 1.0))
+    assert similarity_between(points, 1.1 * turned(points, -2.5)) == pytest.approx((-2.5, 1.1))
 
 
 def walk(heading: OdometryHeading, steps: int, map_positions, odometry: dict) -> None:

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from gtsam.symbol_shorthand import X
 
 from tem_localizer import Localizer, LocalizerConfig
 from tem_localizer.loop_closure import Closure
 from tem_localizer.map_file import MapFileError, load_map, save_map
 from tem_localizer.slam import Slam, SlamSettings, _Candidate
+from treeworld_schema import ConfigError
 
 DIM = 64
 LANDMARKS = np.array([[20.0, 30.0], [-25.0, -20.0], [10.0, -40.0], [-30.0, 40.0]])
@@ -121,6 +123,28 @@ def test_settled_keyframes_stay_put_and_a_revisit_still_corrects_the_present():
                                   settled_at_lap_two)
     assert slam.counters.accepted.get("retrace", 0) >= 1
     assert np.linalg.norm(estimates[180:] + path[0] - path[180:], axis=1).max() < 1.0
+
+def test_keyframe_estimates_read_in_one_pass_match_the_optimizer_key_by_key():
+    """The graph reads every optimized estimate in one back-substitution per update and the
+    map rehashes keyframes in batches: through slips, closures and settling, each keyframe's
+    position equals GTSAM's own estimate of it (or its settled one), and each keyframe is
+    hashed in the cell its position is in."""
+    path = circle(laps=4)
+    slam = Slam(DIM, settings(graph_window=40))
+    drive(slam, path, {50: np.array([3.0, 0.0]), 130: np.array([0.0, -3.0])})
+    graph, places = slam.graph, slam.places
+    assert slam.counters.accepted and graph.settled.size > 0
+    slam.refresh_in_turn(places.keyframes)
+    keyframes = np.arange(graph.size)
+    expected = np.array([graph.settled.data[k] if graph.is_settled(k) else
+                         graph.isam.calculateEstimatePoint2(X(int(k))) for k in keyframes])
+    np.testing.assert_array_equal(graph.positions(keyframes), expected)
+    np.testing.assert_array_equal(places.keyframe_positions.view(), expected)
+    for k in keyframes:
+        cell = tuple(np.floor(expected[k] / places.cell).astype(int))
+        assert k in places.keyframes_near(expected[k], 0.0)
+        assert tuple(places.hashed_cells.data[k]) == cell
+
 
 @pytest.mark.parametrize("shape", ["crossing", "circle"])
 def test_exact_odometry_stays_exact(shape):
@@ -261,6 +285,46 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     assert lost.relocalized_after is not None and lost.relocalized_after <= 100
     errors = np.linalg.norm(estimates - path, axis=1)
     assert errors[lost.relocalized_after:].max() < lost.grid.cell_size
+
+
+LAWNMOWER = polyline([(-60, -60), (60, -60), (60, -40), (-60, -40), (-60, -20), (60, -20),
+                      (60, 0), (-60, 0), (-60, 20), (60, 20), (60, 40), (-60, 40), (-60, 60),
+                      (60, 60)], step=3.0)
+ACROSS = polyline([(-50, -55), (50, -55), (50, -5), (-50, -5), (-50, 45), (50, 45), (0, -60),
+                   (-50, 0), (50, 30)], step=3.0)
+
+
+@pytest.mark.parametrize("wheel_scale", [1.1, 1 / 1.1])
+def test_a_wheel_scale_off_by_10_percent_is_learned_against_a_loaded_map(tmp_path, wheel_scale):
+    """A map made with exact odometry; a robot whose odometry reports ``wheel_scale`` times
+    the distance it drives loads it, finds itself and drives across it: the scale it learns
+    undoes the error within 2 %. Without a map, closures only ever compare odometry with
+    itself: the scale cannot be seen and stays 1."""
+    mapper = Localizer(slam_config())
+    localize(mapper, LAWNMOWER)
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+
+    def drive_across(robot: Localizer) -> np.ndarray:
+        return np.array([robot.step(wheel_scale * (ACROSS[step] - ACROSS[step - 1]) if step
+                                    else np.zeros(2), smell(ACROSS[step])).mean
+                         for step in range(len(ACROSS))])
+
+    robot = Localizer(slam_config(learn_action_map=True, heading_window_steps=100))
+    robot.load_map(file)
+    estimates = drive_across(robot) + LAWNMOWER[0]
+    assert robot.heading.scale * wheel_scale == pytest.approx(1.0, abs=0.02)
+    assert np.linalg.norm(estimates[-50:] - ACROSS[-50:], axis=1).max() < 2.0
+
+    unmapped = Localizer(slam_config(learn_action_map=True, heading_window_steps=100))
+    drive_across(unmapped)
+    assert unmapped.heading.scale == 1.0
+
+
+def test_learning_the_scale_without_a_window_to_fit_it_over_is_refused():
+    with pytest.raises(ConfigError, match="learn_action_map: slam fits odometry's scale over "
+                                          "heading_window_steps, which is 0"):
+        slam_config(learn_action_map=True).check()
 
 
 @pytest.mark.parametrize("damage, field", [
