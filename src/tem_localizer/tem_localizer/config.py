@@ -78,7 +78,8 @@ class LocalizerConfig:
     camera_frame: str = setting("base_link", "camera: expected frame_id of the images")
     camera_encoder: str = setting(
         "pixels", "camera: pixels (area-averaged pixels) or mobilenet (torchvision "
-        "mobilenet_v3_small features), then a fixed random projection to D",
+        "mobilenet_v3_small's first 7 blocks: features at stride 16), then a fixed random "
+        "projection to D",
         choices=("pixels", "mobilenet"))
     camera_weights: str = setting(
         "", "camera, mobilenet: a state_dict file of torchvision's mobilenet_v3_small; empty: "

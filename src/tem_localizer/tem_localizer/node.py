@@ -38,7 +38,7 @@ from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
-from treeworld_schema.frames import map_to_odom
+from treeworld_schema.frames import map_to_odom, quaternion_of
 from treeworld_schema.ros import FrameBroadcaster, declare_section, run_node
 
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
@@ -149,20 +149,23 @@ class TemLocalizerNode(Node):
         if self.recall is not None:
             self.recall.handled(event.stamp, event.step.place if localized else None)
         if localized:
-            self.publish_estimate(stamp, event.step)
-            if event.odometry_pose is not None:
-                # the localizer's heading is odometry's, turned by the fitted heading
-                # correction (0 unless heading_window_steps is set)
-                estimate = np.append(event.step.mean, event.odometry_pose[2] +
-                                     self.localizer.heading_correction)
+            # the localizer's heading is odometry's, turned by the fitted heading correction
+            # (0 unless heading_window_steps is set)
+            heading = None if event.odometry_pose is None else \
+                event.odometry_pose[2] + self.localizer.heading_correction
+            self.publish_estimate(stamp, event.step, heading)
+            if heading is not None:
                 self.frames.send(stamp, io.MAP_FRAME, self.config.odom_frame,
-                                 map_to_odom(estimate, event.odometry_pose))
+                                 map_to_odom(np.append(event.step.mean, heading),
+                                             event.odometry_pose))
         self.publish_diagnostics(stamp, event.step if localized else None,
                                  time.perf_counter() - started)
         self.progress_publisher.publish(Clock(clock=stamp))
 
     # -- output --------------------------------------------------------------------------
-    def publish_estimate(self, stamp, result: LocalizerStep) -> None:
+    def publish_estimate(self, stamp, result: LocalizerStep, heading: float | None) -> None:
+        """The belief grid and the pose; the pose faces ``heading`` (radians in the map
+        frame) when odometry gives one, its yaw variance stays unknown."""
         if result.belief is not None:
             grid = OccupancyGrid()
             grid.header.stamp, grid.header.frame_id = stamp, io.MAP_FRAME
@@ -177,7 +180,9 @@ class TemLocalizerNode(Node):
         pose = PoseWithCovarianceStamped()
         pose.header.stamp, pose.header.frame_id = stamp, io.MAP_FRAME
         pose.pose.pose.position.x, pose.pose.pose.position.y = map(float, result.mean)
-        pose.pose.pose.orientation.w = 1.0
+        orientation = pose.pose.pose.orientation
+        orientation.x, orientation.y, orientation.z, orientation.w = \
+            quaternion_of(0.0 if heading is None else heading)
         covariance = np.diag([0.0, 0.0, UNKNOWN_VARIANCE, UNKNOWN_VARIANCE, UNKNOWN_VARIANCE,
                               UNKNOWN_VARIANCE])
         covariance[:2, :2] = result.covariance

@@ -25,6 +25,7 @@ from ros_support import private_domain, ros_context, wait_for
 from treeworld_bringup.launcher import NodeProcesses, ros_environment
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
+from treeworld_schema.frames import quaternion_of
 
 SMELL_DIM = 8
 PERIOD = 0.1
@@ -100,8 +101,8 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
             driver.send(6, smell=GOOD, encoding="8UC1")                   # not a smell
             driver.send(6, x=6.0, quaternion=(0.0, 0.0, 0.5, 0.5))        # not unit length
             driver.send(6, smell=GOOD, truncate=3)                        # cut short
-            driver.send(7, x=7.0)
-            driver.send(7, x=7.0)                                         # repeated
+            driver.send(7, x=7.0, quaternion=quaternion_of(0.3))
+            driver.send(7, x=7.0, quaternion=quaternion_of(0.3))         # repeated
             wait_for(lambda: driver.counters().get("skipped_repeated_stamp") == "1", 30,
                      "the repeated stamp counted", nodes.check_alive)
             driver.send(7, smell=GOOD)
@@ -120,6 +121,10 @@ def test_localizer_counts_bad_messages_and_keeps_its_belief(tmp_path):
     assert len(driver.poses) == 2
     # no displacement was lost: the step-7 estimate is 7 units from the start
     assert driver.poses[1].pose.pose.position.x == pytest.approx(7.0, abs=0.5)
+    # the pose faces where odometry does
+    orientation = driver.poses[1].pose.pose.orientation
+    assert (orientation.x, orientation.y, orientation.z, orientation.w) == \
+        pytest.approx(quaternion_of(0.3))
     assert all(np.isfinite(p.pose.covariance).all() for p in driver.poses)
     log = (tmp_path / "tem_localizer.log").read_text()
     assert log.count("counted as 'wrong_smell_length'") == 1      # one warning per kind
