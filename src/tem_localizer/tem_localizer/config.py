@@ -61,8 +61,8 @@ class LocalizerConfig:
                           choices=("auto", "cpu", "cuda"))
     seed: int = setting(0, "Seed of memory sampling", low=0)
     cpu_threads: int = setting(
-        1, "ROS node: PyTorch threads on the CPU; 0 = PyTorch's default (one per core). A "
-        "step's tensors are small, and on a robot's computer other nodes share the cores", low=0)
+        1, "PyTorch threads on the CPU, for the whole process; 0 = PyTorch's default (one per "
+        "core). A step's tensors are small, and other nodes share the cores", low=0)
     action_source: str = setting(
         "odom", "ROS node: odom (displacement between consecutive /odom poses) or cmd_vel "
         "(latest commanded velocity x time since the last step)", choices=("odom", "cmd_vel"))

@@ -74,6 +74,11 @@ class Localizer:
 
     def __init__(self, config: LocalizerConfig):
         self.config = config
+        if config.cpu_threads:
+            # process-wide: a step's tensors are small, and more threads only contend with
+            # the other nodes for the cores; the same count everywhere (node, run, replay)
+            # also keeps their floating-point sums, and so their estimates, identical
+            torch.set_num_threads(config.cpu_threads)
         self.device = resolve_device(config.device)
         self.grid = BeliefGrid(config.grid_size, config.extent)
         self.model = None

@@ -17,7 +17,6 @@ import time
 from typing import Callable
 
 import numpy as np
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -50,9 +49,6 @@ class TemLocalizerNode(Node):
     def __init__(self):
         super().__init__("tem_localizer")
         self.config = declare_section(self, LocalizerConfig)
-        if self.config.cpu_threads:
-            # threads per small convolution only contend with the other nodes for the cores
-            torch.set_num_threads(self.config.cpu_threads)
         self.localizer = Localizer(self.config)
         self.grid = self.localizer.grid
         qos = io.step_qos()
