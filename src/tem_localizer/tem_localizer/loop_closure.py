@@ -167,59 +167,91 @@ def _crossing(places: PlaceMap, current: int, found: np.ndarray,
     codes = places.codes.data[found].astype(np.float32)
     nearest = np.linalg.norm(codes[:, None] - now[None], axis=2).min(axis=1)
     order = np.argsort(nearest)[:settings.candidates_checked]
-    meetings = [m for m in (_meeting(places, int(old), now, now_path, span)
-                            for old in found[order]) if m is not None]
-    if not meetings:
+    meetings = _meetings(places, found[order], now, now_path, span)
+    if meetings is None:
         return None
-    meetings.sort(key=lambda m: m[0])
-    gap, old, offset, (u, v), sine, gradients = meetings[0]
-    if gap > settings.crossing_tolerance or min(gradients) < settings.min_gradient or \
-            max(gradients) > settings.max_gradient or sine < settings.min_crossing_sine:
+    best = int(np.argmin(meetings.gap))
+    gap, old, gradients = float(meetings.gap[best]), int(meetings.old[best]), \
+        meetings.gradients[best]
+    if gap > settings.crossing_tolerance or gradients.min() < settings.min_gradient or \
+            gradients.max() > settings.max_gradient or \
+            meetings.sine[best] < settings.min_crossing_sine:
         return None
-    where = places.positions(np.array([old]))[0]
-    for other in meetings[1:]:
-        if other[0] < settings.ambiguity_ratio * max(gap, settings.crossing_tolerance / 2) and \
-                np.linalg.norm(places.positions(np.array([other[1]]))[0] - where) > \
-                settings.ambiguity_distance:
+    others = np.arange(len(meetings.gap)) != best
+    close = meetings.gap < settings.ambiguity_ratio * max(gap, settings.crossing_tolerance / 2)
+    if (others & close).any():
+        where = places.positions(np.array([old]))[0]
+        elsewhere = np.linalg.norm(places.positions(meetings.old[others & close]) - where,
+                                   axis=1) > settings.ambiguity_distance
+        if elsewhere.any():
             return None
     # each path pins the meeting point along itself as well as its smell changes along it
+    u, v = meetings.directions[best]
     sigma_old, sigma_now = (max(settings.crossing_tolerance / g, settings.min_sigma)
                             for g in gradients)
     covariance = sigma_old**2 * np.outer(u, u) + sigma_now**2 * np.outer(v, v) + \
         CROSSING_FLOOR**2 * np.eye(2)
-    return Closure(old, current, offset, covariance, "crossing")
+    return Closure(old, current, meetings.offset[best], covariance, "crossing")
 
 
-def _meeting(places: PlaceMap, old: int, now: np.ndarray, now_path: np.ndarray, span: int):
-    """Where the smell curve around old place ``old`` comes closest to the current one:
-    (gap, old, offset of the current place from ``old``, the two paths' directions there,
-    sine of the crossing angle (the smaller of world and code space), smell gradients)."""
-    before = places.codes.data[old - span:old + span + 1].astype(np.float32)     # (K+1, d)
-    before_path = places.relative_positions(old - span, old + span, old)
-    edges_before, edges_now = np.diff(before, axis=0), np.diff(now, axis=0)     # (K, d) (L, d)
-    start = before[:-1][:, None] - now[:-1][None]                             # (K, L, d)
-    aa = (edges_before**2).sum(1)[:, None]
-    bb = (edges_now**2).sum(1)[None]
-    ab = edges_before @ edges_now.T
-    ra = -(start * edges_before[:, None]).sum(2)
-    rb = (start * edges_now[None]).sum(2)
+@dataclass(frozen=True)
+class _Meetings:
+    """Where the smell curves around C old places come closest to the current one."""
+    gap: np.ndarray           # (C,) code distance there
+    old: np.ndarray           # (C,) the old places
+    offset: np.ndarray        # (C, 2) of the current place from the old one
+    directions: np.ndarray    # (C, 2, 2) the old and the current path's direction there
+    sine: np.ndarray          # (C,) of the crossing angle (the smaller of world and code space)
+    gradients: np.ndarray     # (C, 2) smell change per world unit along each path there
+
+
+def _meetings(places: PlaceMap, olds: np.ndarray, now: np.ndarray, now_path: np.ndarray,
+              span: int) -> _Meetings | None:
+    """For every old place at once (one batch, so a crowded neighbourhood costs no more
+    Python than an empty one): the closest approach of the code polyline through the places
+    ``span`` either side of it to the current polyline ``now`` (L+1, d) along ``now_path``
+    (L+1, 2), by segment-to-segment distance. Old places whose path or the current one did not
+    move there are left out; None when none is left."""
+    rows = np.arange(len(olds))
+    stretch = olds[:, None] + np.arange(-span, span + 1)[None]                 # (C, K+1)
+    before = places.codes.data[stretch].astype(np.float32)                      # (C, K+1, d)
+    steps = places.odometry.data[stretch[:, 1:]].astype(np.float64)            # (C, K, 2)
+    before_path = np.concatenate([np.zeros((len(olds), 1, 2)), np.cumsum(steps, axis=1)],
+                                 axis=1)
+    before_path = before_path - before_path[:, span:span + 1]                  # from the old
+    edges_before, edges_now = np.diff(before, axis=1), np.diff(now, axis=0)    # (C,K,d) (L,d)
+    start = before[:, :-1, None] - now[None, None, :-1]                         # (C, K, L, d)
+    aa = (edges_before**2).sum(2)[:, :, None]
+    bb = (edges_now**2).sum(1)[None, None]
+    ab = np.einsum("ckd,ld->ckl", edges_before, edges_now)
+    ra = -(start * edges_before[:, :, None]).sum(3)
+    rb = (start * edges_now[None, None]).sum(3)
     determinant = np.maximum(aa * bb - ab**2, 1e-12)
-    a = np.clip((ra * bb + ab * rb) / determinant, 0, 1)                       # (K, L)
+    a = np.clip((ra * bb + ab * rb) / determinant, 0, 1)                       # (C, K, L)
     b = np.clip((aa * rb + ab * ra) / determinant, 0, 1)
-    gaps = np.linalg.norm(start + a[..., None] * edges_before[:, None]
-                          - b[..., None] * edges_now[None], axis=2)
-    k, ell = np.unravel_index(int(np.argmin(gaps)), gaps.shape)
-    step_before = before_path[k + 1] - before_path[k]
+    gaps = np.linalg.norm(start + a[..., None] * edges_before[:, :, None]
+                          - b[..., None] * edges_now[None, None], axis=3)
+    k, ell = np.unravel_index(gaps.reshape(len(olds), -1).argmin(axis=1), gaps.shape[1:])
+    step_before = before_path[rows, k + 1] - before_path[rows, k]               # (C, 2)
     step_now = now_path[ell + 1] - now_path[ell]
-    length_before, length_now = np.linalg.norm(step_before), np.linalg.norm(step_now)
-    if length_before < 1e-6 or length_now < 1e-6:
+    length_before = np.linalg.norm(step_before, axis=1)
+    length_now = np.linalg.norm(step_now, axis=1)
+    moved = (length_before >= 1e-6) & (length_now >= 1e-6)
+    if not moved.any():
         return None
-    u, v = step_before / length_before, step_now / length_now
-    gradients = (np.linalg.norm(edges_before[k]) / length_before,
-                 np.linalg.norm(edges_now[ell]) / length_now)
-    cosine_code = abs(edges_before[k] @ edges_now[ell]) / max(
-        np.linalg.norm(edges_before[k]) * np.linalg.norm(edges_now[ell]), 1e-12)
-    sine = min(abs(u[0] * v[1] - u[1] * v[0]), np.sqrt(max(0.0, 1 - cosine_code**2)))
-    meeting_before = before_path[k] + a[k, ell] * step_before       # relative to ``old``
-    meeting_now = now_path[ell] + b[k, ell] * step_now              # relative to the current
-    return (float(gaps[k, ell]), old, meeting_before - meeting_now, (u, v), sine, gradients)
+    u = step_before / np.maximum(length_before, 1e-12)[:, None]
+    v = step_now / np.maximum(length_now, 1e-12)[:, None]
+    code_before, code_now = edges_before[rows, k], edges_now[ell]               # (C, d)
+    change_before = np.linalg.norm(code_before, axis=1)
+    change_now = np.linalg.norm(code_now, axis=1)
+    cosine_code = np.abs((code_before * code_now).sum(1)) / np.maximum(
+        change_before * change_now, 1e-12)
+    sine = np.minimum(np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]),
+                      np.sqrt(np.maximum(0.0, 1 - cosine_code**2)))
+    meeting_before = before_path[rows, k] + a[rows, k, ell][:, None] * step_before
+    meeting_now = now_path[ell] + b[rows, k, ell][:, None] * step_now
+    gradients = np.stack([change_before / np.maximum(length_before, 1e-12),
+                          change_now / np.maximum(length_now, 1e-12)], axis=1)
+    return _Meetings(gaps[rows, k, ell][moved], olds[moved],
+                     (meeting_before - meeting_now)[moved],
+                     np.stack([u, v], axis=1)[moved], sine[moved], gradients[moved])

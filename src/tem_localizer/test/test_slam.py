@@ -10,7 +10,7 @@ import pytest
 from gtsam.symbol_shorthand import X
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.loop_closure import Closure
+from tem_localizer.loop_closure import Closure, _meetings
 from tem_localizer.map_file import MapFileError, load_map, save_map
 from tem_localizer.slam import Slam, SlamSettings, _Candidate
 from treeworld_schema import ConfigError
@@ -73,6 +73,29 @@ def test_a_crossing_corrects_a_known_slip():
     # the loop's odometry (0.2 per axis per step over ~70 steps) against the closure's
     # metre-scale certainty: nearly all of the 5 units must go
     assert errors[crossing_step + 6:].max() < 1.0
+
+
+def test_crossing_candidates_are_measured_in_one_batch_as_one_by_one():
+    """The crossing test measures every candidate in one batch: each row is what that
+    candidate alone gives, and a candidate whose stretch did not move is left out."""
+    path = polyline([(-40, 0), (40, 0), (40, 100), (0, 100), (0, -40)])
+    slam = Slam(DIM, settings())
+    drive(slam, path)
+    span, tail, current = 3, 4, len(path) - 1
+    now = slam.places.codes.data[current - tail:current + 1].astype(np.float32)
+    now_path = slam.places.relative_positions(current - tail, current, current)
+    olds = np.arange(span, 60, 7)
+    batch = _meetings(slam.places, olds, now, now_path, span)
+    for row, old in enumerate(olds):
+        alone = _meetings(slam.places, olds[row:row + 1], now, now_path, span)
+        for name in ("gap", "old", "offset", "directions", "sine", "gradients"):
+            np.testing.assert_allclose(getattr(batch, name)[row], getattr(alone, name)[0],
+                                       rtol=1e-5, atol=1e-6)
+    standing = Slam(DIM, settings())
+    drive(standing, np.repeat(path[:1], 20, axis=0))
+    still = standing.places.codes.data[15:20].astype(np.float32)
+    assert _meetings(standing.places, np.array([5, 8]), still,
+                     standing.places.relative_positions(15, 19, 19), span) is None
 
 
 def test_a_retrace_closes_the_loop_at_the_start():
