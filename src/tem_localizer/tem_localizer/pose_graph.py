@@ -185,7 +185,11 @@ class PoseGraph:
         return self._estimates
 
     def position(self, index: int) -> np.ndarray:
-        return self.positions(np.array([index]))[0]
+        if self.is_settled(index):
+            return self.settled.data[index].copy()
+        if self._estimates is None:      # one key: no need to back-substitute them all
+            return np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
+        return self._estimates[index - self.settled.size].copy()
 
     def positions(self, indices) -> np.ndarray:
         """(n, 2) current estimates of the given keyframes."""
