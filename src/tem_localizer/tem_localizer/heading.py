@@ -7,7 +7,8 @@ This fits the turn instead: over the newest ``window`` steps, the rotation that 
 odometry's positions onto the map's (corrected) positions of the same steps (2-D Procrustes,
 both centred). New displacements are turned by it before they reach the localizer, and
 ``map -> odom`` carries it. Where nothing was corrected the map's positions are odometry's
-turned by the current estimate, so the fit returns that estimate and nothing changes.
+turned by the current estimate, so the fit returns that estimate and nothing changes. It can
+also fit odometry's scale against a loaded map (``fit_scale``, design §14).
 """
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ class OdometryHeading:
     """The odometry frame's heading in the map frame, refitted every ``every`` steps over the
     newest ``window`` steps that have a place. With ``fit_scale`` also how much longer the
     map's displacements are than odometry's (a wheel radius that is off), fitted over the loop
-    closures of those steps: each says where the agent was in the map, in the map's own units
-    (a loaded map's, made with other odometry), while the places between closures carry
-    odometry's own scale into the fit."""
+    closures of those steps that the caller passes in: each says where the agent was in the
+    map's own units (a loaded map's, made with other odometry). The map's positions of the
+    steps themselves cannot show the scale: between closures they are odometry's."""
 
     def __init__(self, window: int, every: int = 10, fit_scale: bool = False):
         self.window, self.every, self.fit_scale = window, every, fit_scale
