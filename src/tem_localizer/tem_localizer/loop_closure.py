@@ -215,10 +215,7 @@ def _meetings(places: PlaceMap, olds: np.ndarray, now: np.ndarray, now_path: np.
     rows = np.arange(len(olds))
     stretch = olds[:, None] + np.arange(-span, span + 1)[None]                 # (C, K+1)
     before = places.codes.data[stretch].astype(np.float32)                      # (C, K+1, d)
-    steps = places.odometry.data[stretch[:, 1:]].astype(np.float64)            # (C, K, 2)
-    before_path = np.concatenate([np.zeros((len(olds), 1, 2)), np.cumsum(steps, axis=1)],
-                                 axis=1)
-    before_path = before_path - before_path[:, span:span + 1]                  # from the old
+    before_path = places.stretches_around(olds, span)                          # (C, K+1, 2)
     edges_before, edges_now = np.diff(before, axis=1), np.diff(now, axis=0)    # (C,K,d) (L,d)
     start = before[:, :-1, None] - now[None, None, :-1]                         # (C, K, L, d)
     aa = (edges_before**2).sum(2)[:, :, None]

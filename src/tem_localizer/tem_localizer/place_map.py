@@ -150,3 +150,11 @@ class PlaceMap:
         steps = self.odometry.data[first + 1:last + 1].astype(np.float64)
         path = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
         return path - path[origin - first]
+
+    def stretches_around(self, centres: np.ndarray, span: int) -> np.ndarray:
+        """(C, 2 span + 1, 2): for each place in ``centres``, the places ``span`` either side
+        of it relative to it, from odometry alone (``relative_positions`` for many at once)."""
+        steps = self.odometry.data[centres[:, None] + np.arange(1 - span, span + 1)[None]]
+        paths = np.concatenate([np.zeros((len(centres), 1, 2)),
+                                np.cumsum(steps.astype(np.float64), axis=1)], axis=1)
+        return paths - paths[:, span:span + 1]
