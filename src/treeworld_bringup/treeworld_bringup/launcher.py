@@ -75,6 +75,8 @@ class Gathered:
     arrival: dict[int, float] = field(default_factory=dict)  # perf_counter() at each estimate
     localizer_counters: dict[str, str] = field(default_factory=dict)
     localizer_handled: int = -1                   # the newest step the localizer reported
+    newest_truth: int = -1                        # kept, not max() over the dict: O(1) a step
+    newest_estimate: int = -1
     sim_totals: dict[str, str] = field(default_factory=dict)
     recorded: dict[str, str] = field(default_factory=dict)   # topic -> messages in the bag
     scene: Scene | None = None
@@ -112,9 +114,9 @@ class Gatherer(Node):
         return io.step_of(header.stamp, self.period)
 
     def report_progress(self) -> None:
-        newest = max(self.data.truth, default=-1)
+        newest = self.data.newest_truth
         if self.use_localizer:   # a reliable reader delivers each writer's samples in order
-            newest = min(newest, self.data.localizer_handled, max(self.data.estimates, default=-1))
+            newest = min(newest, self.data.localizer_handled, self.data.newest_estimate)
         if newest > self.reported:
             self.reported = newest
             self.progress.publish(Clock(clock=io.step_stamp(newest, self.period)))
@@ -123,6 +125,7 @@ class Gatherer(Node):
         position = message.pose.pose.position
         step = self.step(message.header)
         self.data.truth[step] = np.array([position.x, position.y])
+        self.data.newest_truth = max(self.data.newest_truth, step)
         if not self.use_localizer:
             self.data.arrival[step] = self.last_step_at
         self.report_progress()
@@ -131,6 +134,7 @@ class Gatherer(Node):
         position = message.pose.pose.position
         step = self.step(message.header)
         self.data.estimates[step] = np.array([position.x, position.y])
+        self.data.newest_estimate = max(self.data.newest_estimate, step)
         self.data.arrival[step] = self.last_step_at
         self.data.last_covariance = np.asarray(message.pose.covariance).reshape(6, 6)[:2, :2]
         self.report_progress()
