@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import array
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
@@ -37,12 +38,39 @@ from tem_localizer.stream import SensorStream, StreamEvent
 from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
+from treeworld_schema import serialized
 from treeworld_schema.frames import map_to_odom, quaternion_of
 from treeworld_schema.ros import FrameBroadcaster, declare_section, run_node
 
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
 PATH_IDLE_SECONDS = 0.5  # input paused this long: publish the path's newest poses
 SHOWN_CLOSURES = 500     # /tem/graph draws the newest this many loop closures
+
+
+@dataclass
+class PathPose:
+    """One pose of /tem/path; with slam, its position moves with its place in the map."""
+
+    place: int | None
+    stamp: int                  # nanoseconds
+    position: np.ndarray        # (2,) in the map frame
+    yaw: float
+
+
+def graph_markers() -> MarkerArray:
+    """/tem/graph without its points: keyframes along the path (points) and the newest
+    loop closures (lines)."""
+    keyframes = Marker(ns="keyframes", id=0, type=Marker.POINTS, action=Marker.ADD)
+    keyframes.scale.x = keyframes.scale.y = 3.0
+    keyframes.color.r, keyframes.color.g, keyframes.color.b, keyframes.color.a = \
+        0.2, 0.6, 1.0, 1.0
+    closures = Marker(ns="loop_closures", id=1, type=Marker.LINE_LIST, action=Marker.ADD)
+    closures.scale.x = 0.8
+    closures.color.r, closures.color.g, closures.color.b, closures.color.a = 1.0, 0.3, 0.8, 0.8
+    for marker in (keyframes, closures):
+        marker.header.frame_id = io.MAP_FRAME
+        marker.pose.orientation.w = 1.0
+    return MarkerArray(markers=[keyframes, closures])
 
 
 class TemLocalizerNode(Node):
@@ -57,6 +85,7 @@ class TemLocalizerNode(Node):
         self.path_publisher = self.create_publisher(Path, io.PATH, io.latest_qos())
         self.graph_publisher = self.create_publisher(MarkerArray, io.GRAPH, io.latest_qos()) \
             if self.localizer.slam is not None else None
+        self.graph_markers = graph_markers()
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.frames = FrameBroadcaster(self)
         self.create_subscription(Odometry, io.ODOM, self.hold(self.on_odom), qos)
@@ -83,7 +112,7 @@ class TemLocalizerNode(Node):
                                    max_odometry_jump=self.config.max_odometry_jump,
                                    camera_frame=self.config.camera_frame)
         # (place or None, pose): slam re-reads the places' positions after a correction
-        self.trajectory: BoundedTrajectory[tuple[int | None, PoseStamped]] = \
+        self.trajectory: BoundedTrajectory[PathPose] = \
             BoundedTrajectory(self.config.path_max_poses)
         self.path_stamp = None              # stamp of the newest pose, None when published
         self.corrected_since_published = False
@@ -184,8 +213,9 @@ class TemLocalizerNode(Node):
         covariance[:2, :2] = result.covariance
         pose.pose.covariance = covariance.reshape(-1).tolist()
         self.pose_publisher.publish(pose)
-        self.trajectory.append((result.place, PoseStamped(header=pose.header,
-                                                          pose=pose.pose.pose)))
+        self.trajectory.append(PathPose(result.place, io.stamp_nanoseconds(stamp),
+                                        np.asarray(result.mean, dtype=float),
+                                        0.0 if heading is None else heading))
         self.path_stamp = stamp
         if result.corrected:
             self.corrected_since_published = True
@@ -195,46 +225,37 @@ class TemLocalizerNode(Node):
             self.publish_path()
 
     def publish_path(self) -> None:
+        """/tem/path and, with slam, /tem/graph: serialized from arrays (see
+        treeworld_schema.serialized), as rclpy would take milliseconds for their objects."""
         kept = self.trajectory.poses()
         if self.corrected_since_published:
             self.correct(kept)
-        path = Path(poses=[pose for _, pose in kept])
-        path.header.frame_id = io.MAP_FRAME
-        path.header.stamp = self.path_stamp
-        self.path_publisher.publish(path)
+        positions = np.array([pose.position for pose in kept]).reshape(-1, 2)
+        yaws = np.array([pose.yaw for pose in kept])
+        orientations = np.stack([np.zeros_like(yaws), np.zeros_like(yaws), np.sin(yaws / 2),
+                                 np.cos(yaws / 2)], axis=1)
+        stamp = io.stamp_nanoseconds(self.path_stamp)
+        self.path_publisher.publish(serialized.path(
+            stamp, io.MAP_FRAME, np.array([pose.stamp for pose in kept], dtype=np.int64),
+            positions, orientations))
         if self.graph_publisher is not None:
-            self.graph_publisher.publish(self.graph_markers(kept))
+            for marker in self.graph_markers.markers:
+                marker.header.stamp = self.path_stamp
+            closure_ends = self.localizer.corrected_positions(
+                [place for pair in self.closures for place in pair]) if self.closures \
+                else np.zeros((0, 2))
+            self.graph_publisher.publish(serialized.marker_array(self.graph_markers,
+                                                                 [positions, closure_ends]))
         self.path_stamp = None
 
-    def correct(self, kept: list[tuple[int | None, PoseStamped]]) -> None:
+    def correct(self, kept: list[PathPose]) -> None:
         """Move the path's poses to where the map now has their places."""
-        with_place = [(place, pose) for place, pose in kept if place is not None]
+        with_place = [pose for pose in kept if pose.place is not None]
         if with_place:
-            positions = self.localizer.corrected_positions([place for place, _ in with_place])
-            for (_, pose), (x, y) in zip(with_place, positions):
-                pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+            positions = self.localizer.corrected_positions([pose.place for pose in with_place])
+            for pose, position in zip(with_place, positions):
+                pose.position = position
         self.corrected_since_published = False
-
-    def graph_markers(self, kept: list[tuple[int | None, PoseStamped]]) -> MarkerArray:
-        """Keyframes along the path (points) and the newest loop closures (lines)."""
-        stamp = self.path_stamp
-        keyframes = Marker(ns="keyframes", id=0, type=Marker.POINTS, action=Marker.ADD)
-        keyframes.points = [pose.pose.position for _, pose in kept]
-        keyframes.scale.x = keyframes.scale.y = 3.0
-        keyframes.color.r, keyframes.color.g, keyframes.color.b, keyframes.color.a = \
-            0.2, 0.6, 1.0, 1.0
-        closures = Marker(ns="loop_closures", id=1, type=Marker.LINE_LIST, action=Marker.ADD)
-        if self.closures:
-            ends = self.localizer.corrected_positions(
-                [place for pair in self.closures for place in pair])
-            closures.points = [Point(x=float(x), y=float(y)) for x, y in ends]
-        closures.scale.x = 0.8
-        closures.color.r, closures.color.g, closures.color.b, closures.color.a = \
-            1.0, 0.3, 0.8, 0.8
-        for marker in (keyframes, closures):
-            marker.header.stamp, marker.header.frame_id = stamp, io.MAP_FRAME
-            marker.pose.orientation.w = 1.0
-        return MarkerArray(markers=[keyframes, closures])
 
     def on_idle(self) -> None:
         """The end of a run (or a pause in the input): publish the path's newest poses."""

@@ -190,16 +190,19 @@ def test_localizer_from_commanded_velocity_rejects_a_nan_twist(tmp_path):
     assert len(driver.poses) == 2
 
 
-def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_graph(tmp_path):
+def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_graph(
+        tmp_path):
+    from nav_msgs.msg import Path
     from std_srvs.srv import Trigger
     from visualization_msgs.msg import MarkerArray
 
     map_file = tmp_path / "map.npz"
     parameters = localizer_parameters(tmp_path, method="slam", map_file=str(map_file))
-    graphs = []
+    graphs, paths = [], []
     with ros_context(private_domain()) as (context, add_node):
         driver = Driver(context)
         driver.create_subscription(MarkerArray, io.GRAPH, graphs.append, io.latest_qos())
+        driver.create_subscription(Path, io.PATH, paths.append, io.latest_qos())
         save = driver.create_client(Trigger, "/tem_localizer/save_map")
         load = driver.create_client(Trigger, "/tem_localizer/load_map")
         add_node(driver)
@@ -212,8 +215,9 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_graph(tmp_p
             return future.result()
 
         try:
-            for step in range(12):
-                driver.send(step, x=2.0 * step, smell=GOOD * (1 + step))
+            for step in range(12):   # turning: the path's orientations are the poses'
+                driver.send(step, x=2.0 * step, smell=GOOD * (1 + step),
+                            quaternion=(0.0, 0.0, math.sin(0.05 * step), math.cos(0.05 * step)))
             wait_for(lambda: len(driver.poses) == 12 and graphs, 60, "poses and a graph",
                      nodes.check_alive)
             saved = call(save)
@@ -223,8 +227,20 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_graph(tmp_p
             driver.send(12, x=24.0, smell=GOOD)
             wait_for(lambda: len(driver.poses) == 13, 30, "a pose after the refusal",
                      nodes.check_alive)
+            # sent every 10 steps, and once the input pauses
+            wait_for(lambda: paths and len(paths[-1].poses) == 13, 30, "the whole path",
+                     nodes.check_alive)
         finally:
             nodes.stop()
+    # the path (written from arrays) holds every pose as /tem/pose sent it
+    assert [(p.header.stamp, p.header.frame_id, p.pose.position, p.pose.orientation)
+            for p in paths[-1].poses] == \
+        [(p.header.stamp, p.header.frame_id, p.pose.pose.position, p.pose.pose.orientation)
+         for p in driver.poses]
+    assert paths[-1].header.stamp == driver.poses[-1].header.stamp
+    keyframes = next(m for m in graphs[-1].markers if m.ns == "keyframes")
+    assert [(p.x, p.y) for p in keyframes.points] == \
+        [(p.pose.pose.position.x, p.pose.pose.position.y) for p in driver.poses]
     assert not loaded.success and str(map_file) in loaded.message
     assert "not a readable map file" in loaded.message
     assert driver.counters()["map_errors"] == "1"
