@@ -47,6 +47,8 @@ class ClosureSettings:
     ambiguity_ratio: float = 1.3     # a far candidate within this factor of the best: refuse
     ambiguity_distance: float = 25.0  # world units: how far counts as far
     candidates_checked: int = 8      # crossing tests per step, the most promising first
+    max_passes: int = 8              # past passes through the gate searched (in_few_passes)
+    pass_gap: int = 10               # places this many steps apart are on different passes
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,14 @@ class Rejection:
 
 def candidates(places: PlaceMap, current: int, guess: np.ndarray, radius: float,
                settings: ClosureSettings) -> np.ndarray:
-    """Old places within ``radius`` of ``guess``, the recent past excluded."""
+    """Old places within ``radius`` of ``guess`` from at most ``max_passes`` passes, the
+    recent past excluded."""
     nearby = places.places_of(places.keyframes_near(guess, radius))
     nearby = nearby[nearby <= current - settings.exclude]
     if len(nearby) == 0:
         return nearby
-    return nearby[np.linalg.norm(places.positions(nearby) - guess, axis=1) <= radius]
+    nearby = nearby[np.linalg.norm(places.positions(nearby) - guess, axis=1) <= radius]
+    return nearby[places.in_few_passes(nearby, settings.max_passes, settings.pass_gap)]
 
 
 def find_closure(places: PlaceMap, current: int, guess: np.ndarray, radius: float,

@@ -144,6 +144,23 @@ class PlaceMap:
         places = (starts[:, None] + np.arange(self.keyframe_every)[None]).reshape(-1)
         return places[places < len(self)]
 
+    @staticmethod
+    def in_few_passes(places: np.ndarray, max_passes: int, gap: int) -> np.ndarray:
+        """Which of ``places`` (sorted) to search, as a mask: those on at most ``max_passes``
+        of the passes through a neighbourhood they make (a pass: places fewer than ``gap``
+        steps apart), spread evenly over time, the first and the newest always among them.
+        Every visit adds places, so a neighbourhood crossed a thousand times would otherwise
+        cost a thousand times as much to search as one crossed once; the passes kept still
+        span the whole run (a loaded map's included)."""
+        if len(places) == 0:
+            return np.zeros(0, dtype=bool)
+        pass_of = np.concatenate([[0], np.cumsum(np.diff(places) >= gap)])
+        passes = int(pass_of[-1]) + 1
+        if passes <= max_passes:
+            return np.ones(len(places), dtype=bool)
+        kept = np.unique(np.linspace(0, passes - 1, max_passes).round().astype(np.int64))
+        return np.isin(pass_of, kept)
+
     def relative_positions(self, first: int, last: int, origin: int) -> np.ndarray:
         """Places first..last relative to place ``origin``, from odometry alone (the local
         geometry a loop-closure measurement may rest on)."""

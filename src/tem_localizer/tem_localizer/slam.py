@@ -153,6 +153,9 @@ class Slam:
         distance = np.linalg.norm(self.places.positions(nearby) - self.position, axis=1)
         within = distance <= 2 * cell
         nearby, distance = nearby[within], distance[within]
+        kept = self.places.in_few_passes(nearby, self.settings.closure.max_passes,
+                                         self.settings.closure.pass_gap)
+        nearby, distance = nearby[kept], distance[kept]
         weight = np.exp(-0.5 * (distance / cell) ** 2)
         if weight.sum() <= 1e-9:
             return float("nan")

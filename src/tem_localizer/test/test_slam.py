@@ -10,8 +10,9 @@ import pytest
 from gtsam.symbol_shorthand import X
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.loop_closure import Closure, _meetings
+from tem_localizer.loop_closure import Closure, _meetings, candidates
 from tem_localizer.map_file import MapFileError, load_map, save_map
+from tem_localizer.place_map import PlaceMap
 from tem_localizer.slam import Slam, SlamSettings, _Candidate
 from treeworld_schema import ConfigError
 
@@ -96,6 +97,42 @@ def test_crossing_candidates_are_measured_in_one_batch_as_one_by_one():
     still = standing.places.codes.data[15:20].astype(np.float32)
     assert _meetings(standing.places, np.array([5, 8]), still,
                      standing.places.relative_positions(15, 19, 19), span) is None
+
+
+def test_few_passes_keeps_the_first_the_newest_and_passes_spread_between():
+    def few(places, max_passes, gap=10):
+        return places[PlaceMap.in_few_passes(places, max_passes, gap)]
+
+    passes = [np.arange(start, start + 5) for start in range(0, 2000, 100)]   # 20 passes
+    np.testing.assert_array_equal(few(np.concatenate(passes), 5),
+                                  np.concatenate([passes[i] for i in (0, 5, 10, 14, 19)]))
+    fewer = np.concatenate(passes[:5])
+    np.testing.assert_array_equal(few(fewer, 5), fewer)
+    # places fewer than ``gap`` steps apart are one pass, however many there are
+    one = np.array([0, 3, 9, 18, 27, 36])
+    np.testing.assert_array_equal(few(one, 1), one)
+    assert len(few(np.zeros(0, np.int64), 5)) == 0
+
+
+def test_a_neighbourhood_crossed_lap_after_lap_is_searched_over_a_bounded_number_of_passes():
+    """Fifteen laps of a circle: a loop-closure search sees 8 of the 15 passes by the start
+    (the first, the newest it may use and six between); the loops still close."""
+    slam = Slam(DIM, settings())
+    estimates = drive(slam, circle(15))
+    closure = slam.settings.closure
+    current = len(slam.places) - 1
+    found = candidates(slam.places, current, slam.position, 10.0, closure)
+    every = candidates(slam.places, current, slam.position, 10.0,
+                       dataclasses.replace(closure, max_passes=10**6))
+
+    def passes(places):
+        return 1 + int((np.diff(places) >= closure.pass_gap).sum())
+
+    assert (passes(found), passes(every)) == (closure.max_passes, 15)
+    assert set(found) <= set(every)
+    assert (found.min(), found.max()) == (every.min(), every.max())
+    assert sum(slam.counters.accepted.values()) > 0
+    assert np.linalg.norm(estimates - circle(15), axis=1).max() < 0.5   # exact odometry
 
 
 def test_a_retrace_closes_the_loop_at_the_start():
