@@ -144,6 +144,11 @@ class LocalizerConfig:
         1000, "ROS node: /tem/path holds at most this many poses, evenly spaced over the run",
         low=2, high=100_000)
 
+    @property
+    def keeps_belief_grid(self) -> bool:
+        """Whether the method has a belief grid (and the node publishes /tem/belief)."""
+        return self.method != "deadreckoning"
+
     def check(self) -> None:
         from treeworld_schema import ConfigError
 

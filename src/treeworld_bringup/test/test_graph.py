@@ -155,6 +155,23 @@ def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, s
     assert not any(pid_alive(pid) for pid in pids.values())
 
 
+def test_a_recorded_dead_reckoning_launch_ends_without_belief_grids(tmp_path):
+    """Dead reckoning keeps no belief grid: the launcher must not wait for /tem/belief in the
+    bag (it once stalled for 60 s at the end and reported the run partial)."""
+    steps, out = 30, tmp_path / "out"
+    launched = subprocess.run([*TREEWORLD, "launch", "--steps", str(steps), "--localizer",
+                               "deadreckoning", "--controller", "circle", "--record",
+                               "--out", str(out)],
+                              capture_output=True, text=True, timeout=120,
+                              env=ros_env(private_domain()))
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert "partial" not in json.loads((out / "metrics.json").read_text())
+    with BagReader(out / "bag") as bag:
+        counts = {topic: sum(1 for _ in bag.messages([topic]))
+                  for topic in (io.ODOM, io.POSE, io.BELIEF)}
+    assert counts == {io.ODOM: steps, io.POSE: steps, io.BELIEF: 0}
+
+
 def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_path):
     """Longer than the QoS history (1000): the localizer is frozen twice for 2 s while two
     busy loops load both cores. Lockstep holds the simulator back, so the localizer, the

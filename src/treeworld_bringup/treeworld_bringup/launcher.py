@@ -274,7 +274,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                mininterval=0.5)
     try:
         with StopRequests() as stop:
-            while not complete(gatherer.data, steps, use_localizer, record, camera_topics):
+            while not complete(gatherer.data, steps, use_localizer, record, camera_topics,
+                               use_localizer and settings.localizer.keeps_belief_grid):
                 rclpy.spin_once(gatherer, timeout_sec=0.05)
                 stop.check()
                 bar.update(len(gatherer.data.estimates if use_localizer
@@ -312,10 +313,11 @@ def _drain(gatherer: Gatherer, limit: float, quiet: float = 0.5) -> None:
 
 
 def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
-             camera_topics: tuple[str, ...] = ()) -> bool:
+             camera_topics: tuple[str, ...] = (), beliefs: bool = True) -> bool:
     """Whether everything the run published has arrived: every true pose, every estimate and
     the localizer's report of its last step, and with ``record`` every message in the bag
-    (``camera_topics``: the simulator's camera topics, one image per step)."""
+    (``camera_topics``: the simulator's camera topics, one image per step; ``beliefs``: the
+    localizer publishes a belief grid each step, which dead reckoning does not)."""
     if not data.sim_totals:
         return False
     ran = int(data.sim_totals[keys.STEPS])        # fewer than ``steps`` if the agent died
@@ -326,8 +328,9 @@ def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
         # /diagnostics: the localizer's report of each step and the simulator's totals, at
         # least (the recorder's own status goes there too)
         needed = {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
-            {io.POSE: ran, io.BELIEF: ran, io.DIAGNOSTICS: ran + 1} if use_localizer
-            else {}) | {topic: ran for topic in camera_topics}
+            {io.POSE: ran, io.DIAGNOSTICS: ran + 1} if use_localizer else {}) | (
+            {io.BELIEF: ran} if use_localizer and beliefs else {}) | \
+            {topic: ran for topic in camera_topics}
         if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
             return False
     # The estimates and the localizer's reports come from different writers: a sample lost on
