@@ -158,8 +158,9 @@ class PlaceMap:
         passes = int(pass_of[-1]) + 1
         if passes <= max_passes:
             return np.ones(len(places), dtype=bool)
-        kept = np.unique(np.linspace(0, passes - 1, max_passes).round().astype(np.int64))
-        return np.isin(pass_of, kept)
+        kept = np.zeros(passes, dtype=bool)
+        kept[np.linspace(0, passes - 1, max_passes).round().astype(np.int64)] = True
+        return kept[pass_of]
 
     def relative_positions(self, first: int, last: int, origin: int) -> np.ndarray:
         """Places first..last relative to place ``origin``, from odometry alone (the local
