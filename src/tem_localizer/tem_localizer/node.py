@@ -111,7 +111,6 @@ class TemLocalizerNode(Node):
                                    now=lambda: self.get_clock().now().nanoseconds,
                                    max_odometry_jump=self.config.max_odometry_jump,
                                    camera_frame=self.config.camera_frame)
-        # (place or None, pose): slam re-reads the places' positions after a correction
         self.trajectory: BoundedTrajectory[PathPose] = \
             BoundedTrajectory(self.config.path_max_poses)
         self.path_stamp = None              # stamp of the newest pose, None when published
