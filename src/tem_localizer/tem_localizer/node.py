@@ -39,7 +39,7 @@ from tem_localizer.trajectory import BoundedTrajectory
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 from treeworld_schema import serialized
-from treeworld_schema.frames import map_to_odom, quaternion_of
+from treeworld_schema.frames import map_to_odom, quaternion_of, quaternions_of
 from treeworld_schema.ros import FrameBroadcaster, declare_section, run_node
 
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
@@ -230,19 +230,15 @@ class TemLocalizerNode(Node):
         if self.corrected_since_published:
             self.correct(kept)
         positions = np.array([pose.position for pose in kept]).reshape(-1, 2)
-        yaws = np.array([pose.yaw for pose in kept])
-        orientations = np.stack([np.zeros_like(yaws), np.zeros_like(yaws), np.sin(yaws / 2),
-                                 np.cos(yaws / 2)], axis=1)
-        stamp = io.stamp_nanoseconds(self.path_stamp)
         self.path_publisher.publish(serialized.path(
-            stamp, io.MAP_FRAME, np.array([pose.stamp for pose in kept], dtype=np.int64),
-            positions, orientations))
+            io.stamp_nanoseconds(self.path_stamp), io.MAP_FRAME,
+            np.array([pose.stamp for pose in kept], dtype=np.int64), positions,
+            quaternions_of(np.array([pose.yaw for pose in kept]))))
         if self.graph_publisher is not None:
             for marker in self.graph_markers.markers:
                 marker.header.stamp = self.path_stamp
             closure_ends = self.localizer.corrected_positions(
-                [place for pair in self.closures for place in pair]) if self.closures \
-                else np.zeros((0, 2))
+                [place for pair in self.closures for place in pair])
             self.graph_publisher.publish(serialized.marker_array(self.graph_markers,
                                                                  [positions, closure_ends]))
         self.path_stamp = None

@@ -184,6 +184,7 @@ def test_settled_keyframes_stay_put_and_a_revisit_still_corrects_the_present():
     assert slam.counters.accepted.get("retrace", 0) >= 1
     assert np.linalg.norm(estimates[180:] + path[0] - path[180:], axis=1).max() < 1.0
 
+
 def test_keyframe_estimates_read_in_one_pass_match_the_optimizer_key_by_key():
     """The graph reads every optimized estimate in one back-substitution per update and the
     map rehashes keyframes in batches: through slips, closures and settling, each keyframe's

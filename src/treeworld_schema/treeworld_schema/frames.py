@@ -53,4 +53,11 @@ def yaw_of(x: float, y: float, z: float, w: float) -> float:
 
 def quaternion_of(yaw: float) -> tuple[float, float, float, float]:
     """(x, y, z, w) of a rotation by ``yaw`` about z."""
-    return 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)
+    return tuple(float(value) for value in quaternions_of(np.array([yaw]))[0])
+
+
+def quaternions_of(yaws: np.ndarray) -> np.ndarray:
+    """(n, 4): (x, y, z, w) of rotations by ``yaws`` (n,) about z."""
+    yaws = np.asarray(yaws, dtype=np.float64)
+    zeros = np.zeros_like(yaws)
+    return np.stack([zeros, zeros, np.sin(yaws / 2), np.cos(yaws / 2)], axis=-1)
