@@ -65,23 +65,19 @@ class Rejection:
     reason: str               # weak, flat, no_match, ambiguous
 
 
-def candidates(places: PlaceMap, current: int, guess: np.ndarray, radius: float,
+def candidates(nearby: np.ndarray, distance: np.ndarray, radius: float,
                settings: ClosureSettings) -> np.ndarray:
-    """Old places within ``radius`` of ``guess`` from at most ``max_passes`` passes, the
-    recent past excluded."""
-    nearby = places.places_of(places.keyframes_near(guess, radius))
-    nearby = nearby[nearby <= current - settings.exclude]
-    if len(nearby) == 0:
-        return nearby
-    nearby = nearby[np.linalg.norm(places.positions(nearby) - guess, axis=1) <= radius]
-    return nearby[places.in_few_passes(nearby, settings.max_passes, settings.pass_gap)]
+    """Of the old places ``nearby`` (sorted, the recent past already left out) at
+    ``distance`` from the estimate, those within ``radius`` from at most ``max_passes``
+    passes."""
+    inside = nearby[distance <= radius]
+    return inside[PlaceMap.in_few_passes(inside, settings.max_passes, settings.pass_gap)]
 
 
-def find_closure(places: PlaceMap, current: int, guess: np.ndarray, radius: float,
+def find_closure(places: PlaceMap, current: int, found: np.ndarray,
                  settings: ClosureSettings) -> Closure | Rejection | None:
-    """A closure for place ``current`` (estimated at ``guess``), the reason none was taken,
-    or None when there was nothing to compare with."""
-    found = candidates(places, current, guess, radius, settings)
+    """A closure for place ``current`` against the ``candidates`` ``found``, the reason none
+    was taken, or None when there was nothing to compare with."""
     if len(found) == 0 or current < settings.window:
         return None
     recent = places.codes.data[current - settings.window + 1:current + 1].astype(np.float32)

@@ -8,7 +8,9 @@ corrects a keyframe every place on it moves along: the memory's keys are rendere
 never frozen. A spatial hash of keyframes finds the places near a point at a cost that depends
 on how crowded that neighbourhood is, not on how long the agent has run. Keyframes the pose
 graph has settled (they will not move again) are hashed into append-only arrays, so a crowded
-neighbourhood is gathered by numpy rather than a Python loop.
+neighbourhood is gathered by numpy rather than a Python loop, and each cell keeps a bounded
+number of them searchable, so a neighbourhood visited for hours is no more crowded than one
+visited for minutes.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import math
 from collections import defaultdict
 
 import numpy as np
+
+SEARCHED_PER_CELL = 32      # settled keyframes a hash cell keeps searchable (SettledCell)
 
 
 class GrowingArray:
@@ -42,6 +46,28 @@ class GrowingArray:
         return self.data[: self.size].nbytes
 
 
+class SettledCell:
+    """The settled keyframes of one hash cell that stay searchable: every ``stride``-th to
+    arrive, the stride doubling (and every second one leaving) whenever they fill
+    SEARCHED_PER_CELL, so they stay spread evenly over the whole run, the first always among
+    them. Those that leave stay in the map: drawn, saved, and read around when searched."""
+
+    def __init__(self):
+        self.keyframes = GrowingArray((), np.int64, SEARCHED_PER_CELL)
+        self.arrivals = 0
+        self.stride = 1
+
+    def add(self, keyframe: int) -> None:
+        if self.arrivals % self.stride == 0:
+            if self.keyframes.size == SEARCHED_PER_CELL:
+                kept = self.keyframes.data[::2].copy()
+                self.keyframes.data[:len(kept)] = kept
+                self.keyframes.size = len(kept)
+                self.stride *= 2
+            self.keyframes.append(keyframe)
+        self.arrivals += 1
+
+
 class PlaceMap:
     """Places (one per step) on keyframes; positions follow the keyframes' estimates.
 
@@ -57,9 +83,10 @@ class PlaceMap:
         self.odometry = GrowingArray((2,), np.float32)            # (P, 2) step into the place
         self.offsets = GrowingArray((2,), np.float32)             # (P, 2) from its keyframe
         self.keyframe_positions = GrowingArray((2,), np.float64)  # (K, 2) latest estimates
+        self.reach = GrowingArray((), np.float64)                 # (K,) farthest offset on it
         self.hashed_cells = GrowingArray((2,), np.int64)          # (K, 2) where each is hashed
         self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)     # may still move
-        self.settled_cells: dict[tuple[int, int], GrowingArray] = {}       # will not
+        self.settled_cells: dict[tuple[int, int], SettledCell] = {}        # will not
 
     def __len__(self) -> int:
         return self.codes.size
@@ -71,9 +98,10 @@ class PlaceMap:
     @property
     def nbytes(self) -> int:
         hashed = sum(len(members) for members in self.cells.values())
-        settled = sum(members.data.nbytes for members in self.settled_cells.values())
+        settled = sum(cell.keyframes.data.nbytes for cell in self.settled_cells.values())
         return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes + settled
-                + self.keyframe_positions.nbytes + 16 * hashed + self.hashed_cells.nbytes)
+                + self.keyframe_positions.nbytes + self.reach.nbytes + 16 * hashed
+                + self.hashed_cells.nbytes)
 
     def _cell(self, position: np.ndarray) -> tuple[int, int]:
         return math.floor(position[0] / self.cell), math.floor(position[1] / self.cell)
@@ -83,6 +111,7 @@ class PlaceMap:
 
     def add_keyframe(self, position: np.ndarray) -> int:
         index = self.keyframe_positions.append(position)
+        self.reach.append(0.0)
         cell = self._cell(position)
         self.hashed_cells.append(cell)
         self.cells[cell].add(index)
@@ -90,8 +119,11 @@ class PlaceMap:
 
     def add_place(self, code: np.ndarray, odometry: np.ndarray, offset: np.ndarray) -> int:
         """A new place on the newest keyframe (the caller adds keyframes on schedule)."""
+        keyframe = self.keyframe_of(len(self))
         self.odometry.append(odometry)
-        self.offsets.append(offset)
+        index = self.offsets.append(offset)
+        stored = self.offsets.data[index].astype(np.float64)      # as positions() will read it
+        self.reach.data[keyframe] = max(self.reach.data[keyframe], float(np.hypot(*stored)))
         return self.codes.append(code)
 
     def move_keyframes(self, indices: np.ndarray, positions: np.ndarray) -> None:
@@ -118,8 +150,8 @@ class PlaceMap:
         if not self.cells[cell]:
             del self.cells[cell]
         if cell not in self.settled_cells:
-            self.settled_cells[cell] = GrowingArray((), np.int64, capacity=16)
-        self.settled_cells[cell].append(index)
+            self.settled_cells[cell] = SettledCell()
+        self.settled_cells[cell].add(index)
 
     def positions(self, places: np.ndarray) -> np.ndarray:
         """(n, 2) current positions of the given places."""
@@ -132,9 +164,22 @@ class PlaceMap:
         cells = [(x, y) for x in range(low[0] - 1, high[0] + 2)
                  for y in range(low[1] - 1, high[1] + 2)]
         moving = [k for cell in cells for k in self.cells.get(cell, ())]
-        settled = [self.settled_cells[cell].view() for cell in cells
+        settled = [self.settled_cells[cell].keyframes.view() for cell in cells
                    if cell in self.settled_cells]
         return np.sort(np.concatenate([np.array(moving, dtype=np.int64), *settled]))
+
+    def within(self, keyframes: np.ndarray, centre: np.ndarray, radius: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The places on ``keyframes`` (from ``keyframes_near``) within ``radius`` of
+        ``centre``, in order, and their distances from it. A keyframe farther away than
+        ``radius`` plus the farthest of its places' offsets cannot hold one, so only the others'
+        places are looked at."""
+        apart = np.linalg.norm(self.keyframe_positions.data[keyframes] - centre, axis=1)
+        # (the margin: rounding must not drop a place exactly on the circle)
+        places = self.places_of(keyframes[apart <= radius + self.reach.data[keyframes] + 1e-6])
+        distance = np.linalg.norm(self.positions(places) - centre, axis=1)
+        inside = distance <= radius
+        return places[inside], distance[inside]
 
     def places_of(self, keyframes: np.ndarray) -> np.ndarray:
         """Every place on the given keyframes, in order."""

@@ -32,6 +32,9 @@ from tem_localizer.place_map import GrowingArray
 log = logging.getLogger(__name__)
 
 PRIOR_SIGMA = 1e-3          # the first keyframe is the map's origin
+# Reading one keyframe's estimate takes under a microsecond; building every estimate at once
+# about 0.2 ms for a 600-keyframe window. Fewer keyframes than this are read one by one.
+READ_ONE_BY_ONE = 64
 
 
 @dataclass
@@ -57,6 +60,7 @@ class PoseGraph:
         self.isam = self._new_isam()
         self.factors: list[_Factor] = []     # those that touch an optimized keyframe
         self.size = 0
+        self.version = 0       # updates so far: estimates change in an update, nowhere else
         self.settled = GrowingArray((2,), np.float64)   # keyframes 0..settled.size-1, fixed
         self.pending_graph = gtsam.NonlinearFactorGraph()
         self.pending_values = gtsam.Values()
@@ -136,6 +140,7 @@ class PoseGraph:
         self.pending_graph, self.pending_values = gtsam.NonlinearFactorGraph(), gtsam.Values()
         self.pending_factors = []
         self._estimates = None
+        self.version += 1
         try:
             self.isam.update(graph, values)
             if any(f.kind == "closure" for f in added):
@@ -177,19 +182,15 @@ class PoseGraph:
         self.isam.update(graph, values)
 
     def _optimized(self) -> np.ndarray:
-        """(n, 2) the estimates of the keyframes still optimized, in order: one
-        back-substitution per update rather than one per keyframe read."""
+        """(n, 2) the estimates of the keyframes still optimized, in order, built once per
+        update."""
         if self._estimates is None:
             estimates = gtsam.utilities.extractPoint2(self.isam.calculateEstimate())
             self._estimates = np.asarray(estimates, dtype=float).reshape(-1, 2)
         return self._estimates
 
     def position(self, index: int) -> np.ndarray:
-        if self.is_settled(index):
-            return self.settled.data[index].copy()
-        if self._estimates is None:      # one key: no need to back-substitute them all
-            return np.asarray(self.isam.calculateEstimatePoint2(X(index)), dtype=float)
-        return self._estimates[index - self.settled.size].copy()
+        return self.positions([index])[0]
 
     def positions(self, indices) -> np.ndarray:
         """(n, 2) current estimates of the given keyframes."""
@@ -197,6 +198,10 @@ class PoseGraph:
         settled = indices < self.settled.size
         result = np.empty((len(indices), 2))
         result[settled] = self.settled.data[indices[settled]]
-        if not settled.all():
-            result[~settled] = self._optimized()[indices[~settled] - self.settled.size]
+        optimized = indices[~settled]
+        if self._estimates is None and len(optimized) < READ_ONE_BY_ONE:
+            for row, index in zip(np.flatnonzero(~settled), optimized.tolist()):
+                result[row] = self.isam.calculateEstimatePoint2(X(index))
+        elif len(optimized):
+            result[~settled] = self._optimized()[optimized - self.settled.size]
         return result

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tem_localizer.loop_closure import Closure, ClosureSettings, Rejection, find_closure
+from tem_localizer.loop_closure import Closure, ClosureSettings, Rejection, candidates, find_closure
 from tem_localizer.map_file import MapFileError, SavedMap
-from tem_localizer.place_map import PlaceMap
+from tem_localizer.place_map import GrowingArray, PlaceMap
 from tem_localizer.pose_graph import PRIOR_SIGMA, PoseGraph
 from tem_localizer.smell_code import SmellCode
 
@@ -93,6 +93,9 @@ class Slam:
         settings = self.settings
         self.places = PlaceMap(settings.code_dim, settings.keyframe_every)
         self.graph = PoseGraph(max(2, settings.graph_window // settings.keyframe_every))
+        # the graph version each keyframe's position in the map comes from: refreshing it
+        # again before the graph changes would change nothing
+        self.estimated_at = GrowingArray((), np.int64)
         self.counters = SlamCounters()
         self.session_start = 0           # the first place of this session (after a loaded map)
         self.position = np.zeros(2)      # the current estimate
@@ -121,10 +124,11 @@ class Slam:
         self.position = self.places.keyframe_positions.data[self.places.keyframes - 1] + \
             self.offset
         code = self.code(smell)
-        self.smell_error = self._smell_error(code, place)
+        nearby, distance = self._neighbourhood(place)
+        self.smell_error = self._smell_error(code, nearby, distance)
         self.places.add_place(code, action, self.offset)
         self.step_index += 1
-        closure = self._close_loop(place)
+        closure = self._close_loop(place, nearby, distance)
         correction = np.zeros(2)
         self.refresh_in_turn(REFRESHED_PER_STEP)
         if closure is not None:
@@ -141,16 +145,22 @@ class Slam:
         self.coasted = self.coasted + np.asarray(action, dtype=np.float64)
         return self.position + self.coasted
 
-    def _smell_error(self, code: np.ndarray, place: int) -> float:
+    def _neighbourhood(self, place: int) -> tuple[np.ndarray, np.ndarray]:
+        """The old places (the recent past left out) around the estimate as far as the
+        loop-closure gate or the smell prediction reaches, and their distances from it, the
+        keyframes there brought up to date first: one search a step serves both."""
+        radius = max(self.gate_radius(place), 2 * self.settings.prediction_radius)
+        keyframes = self.places.keyframes_near(self.position, radius)
+        self._refresh(keyframes)
+        nearby, distance = self.places.within(keyframes, self.position, radius)
+        old = nearby <= place - self.settings.closure.exclude
+        return nearby[old], distance[old]
+
+    def _smell_error(self, code: np.ndarray, nearby: np.ndarray, distance: np.ndarray) -> float:
         """How far this smell is from what the map predicts here (mean squared code error;
         NaN on new ground): the map read at the estimate, as TEM reads its memory at the
         belief. Places within a cell of the estimate weigh in by a Gaussian of distance."""
         cell = self.settings.prediction_radius
-        nearby = self.places.places_of(self.places.keyframes_near(self.position, 2 * cell))
-        nearby = nearby[nearby <= place - self.settings.closure.exclude]
-        if len(nearby) == 0:
-            return float("nan")
-        distance = np.linalg.norm(self.places.positions(nearby) - self.position, axis=1)
         within = distance <= 2 * cell
         nearby, distance = nearby[within], distance[within]
         kept = self.places.in_few_passes(nearby, self.settings.closure.max_passes,
@@ -175,6 +185,7 @@ class Slam:
             index = self.graph.add_keyframe(guess, odometry, variance * np.eye(2))
         self._optimize()
         self.places.add_keyframe(self.graph.position(index))
+        self.estimated_at.append(self.graph.version)
         self.offset = np.zeros(2)
         self.since_keyframe = np.zeros(2)
 
@@ -199,7 +210,8 @@ class Slam:
         drift = 3 * settings.odometry_sigma * np.sqrt(2 * steps)
         return float(min(drift + settings.gate_floor, settings.max_gate))
 
-    def _close_loop(self, place: int) -> Closure | None:
+    def _close_loop(self, place: int, nearby: np.ndarray, distance: np.ndarray
+                    ) -> Closure | None:
         settings = self.settings
         if place - self.session_start < settings.closure.window:
             return None                  # the windows would reach into a previous session
@@ -207,9 +219,8 @@ class Slam:
         crossing_ready = place - self.last_crossing >= settings.crossing_cooldown
         if not (retrace_ready or crossing_ready):
             return None
-        radius = self.gate_radius(place)
-        self._refresh(self.places.keyframes_near(self.position, radius))
-        result = find_closure(self.places, place, self.position, radius, settings.closure)
+        found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
+        result = find_closure(self.places, place, found, settings.closure)
         if result is None:
             return None
         if isinstance(result, Rejection):
@@ -297,8 +308,10 @@ class Slam:
     def _refresh(self, keyframes: np.ndarray) -> None:
         """New estimates for the given keyframes; settled ones already have their last."""
         moving = keyframes[keyframes >= self.graph.settled.size]
-        if len(moving):
-            self.places.move_keyframes(moving, self.graph.positions(moving))
+        stale = moving[self.estimated_at.data[moving] != self.graph.version]
+        if len(stale):
+            self.places.move_keyframes(stale, self.graph.positions(stale))
+            self.estimated_at.data[stale] = self.graph.version
 
     def _refresh_around(self, closure: Closure) -> None:
         """New estimates for the keyframes a closure moved most (both ends of the loop), and
@@ -346,6 +359,7 @@ class Slam:
         self.graph.add_settled(saved.keyframe_positions)     # held where it was saved
         for index, position in enumerate(saved.keyframe_positions):
             self.places.add_keyframe(position)
+            self.estimated_at.append(self.graph.version)
             self.places.settle_keyframe(index, position)
         every = settings.keyframe_every
         padded = len(saved.codes) + (-len(saved.codes)) % every

@@ -12,7 +12,7 @@ from gtsam.symbol_shorthand import X
 from tem_localizer import Localizer, LocalizerConfig
 from tem_localizer.loop_closure import Closure, _meetings, candidates
 from tem_localizer.map_file import MapFileError, load_map, save_map
-from tem_localizer.place_map import PlaceMap
+from tem_localizer.place_map import SEARCHED_PER_CELL, PlaceMap
 from tem_localizer.slam import Slam, SlamSettings, _Candidate
 from treeworld_schema import ConfigError
 
@@ -114,6 +114,45 @@ def test_few_passes_keeps_the_first_the_newest_and_passes_spread_between():
     assert len(few(np.zeros(0, np.int64), 5)) == 0
 
 
+def test_places_within_a_radius_are_found_through_their_keyframes_as_by_brute_force():
+    """``within`` looks only at keyframes that can hold a place inside the circle (their own
+    distance less the farthest offset on them); it must find exactly what checking every
+    place finds, places whose keyframe is outside the circle included."""
+    rng = np.random.default_rng(5)
+    places = PlaceMap(4, keyframe_every=4)
+    for keyframe in range(60):
+        places.add_keyframe(rng.uniform(-50, 50, 2))
+        for _ in range(4):      # long strides: offsets reach well beyond a keyframe
+            places.add_place(np.zeros(4), np.zeros(2), rng.normal(0, 15, 2))
+    everything = np.arange(len(places))
+    through_outside_keyframes = 0
+    for centre, radius in ((np.zeros(2), 20.0), (np.array([30.0, -10.0]), 7.5),
+                           (np.array([-60.0, 60.0]), 25.0)):
+        keyframes = places.keyframes_near(centre, radius)
+        found, distance = places.within(keyframes, centre, radius)
+        apart = np.linalg.norm(places.positions(everything) - centre, axis=1)
+        np.testing.assert_array_equal(found, everything[apart <= radius])
+        np.testing.assert_allclose(distance, apart[apart <= radius])
+        through_outside_keyframes += int((np.linalg.norm(
+            places.keyframe_positions.data[places.keyframe_of(found)] - centre, axis=1)
+            > radius).sum())
+    assert through_outside_keyframes > 0
+
+
+def test_a_cell_visited_again_and_again_keeps_a_bounded_spread_of_keyframes_searchable():
+    places = PlaceMap(4, keyframe_every=4)
+    here = np.array([5.0, 5.0])
+    visits = 5 * SEARCHED_PER_CELL
+    for index in range(visits):
+        places.add_keyframe(here)
+        places.settle_keyframe(index, here)
+    searched = places.keyframes_near(here, 0.0)
+    assert SEARCHED_PER_CELL // 2 < len(searched) <= SEARCHED_PER_CELL
+    spacing = np.unique(np.diff(searched))              # evenly over the whole run
+    assert searched[0] == 0 and len(spacing) == 1 and visits - searched[-1] <= spacing[0]
+    assert places.keyframes == visits          # the map itself keeps every one
+
+
 def test_a_neighbourhood_crossed_lap_after_lap_is_searched_over_a_bounded_number_of_passes():
     """Fifteen laps of a circle: a loop-closure search sees 8 of the 15 passes by the start
     (the first, the newest it may use and six between); the loops still close."""
@@ -121,9 +160,9 @@ def test_a_neighbourhood_crossed_lap_after_lap_is_searched_over_a_bounded_number
     estimates = drive(slam, circle(15))
     closure = slam.settings.closure
     current = len(slam.places) - 1
-    found = candidates(slam.places, current, slam.position, 10.0, closure)
-    every = candidates(slam.places, current, slam.position, 10.0,
-                       dataclasses.replace(closure, max_passes=10**6))
+    nearby, distance = slam._neighbourhood(current)
+    found = candidates(nearby, distance, 10.0, closure)
+    every = candidates(nearby, distance, 10.0, dataclasses.replace(closure, max_passes=10**6))
 
     def passes(places):
         return 1 + int((np.diff(places) >= closure.pass_gap).sum())
