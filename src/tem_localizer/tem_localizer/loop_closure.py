@@ -75,9 +75,11 @@ def candidates(nearby: np.ndarray, distance: np.ndarray, radius: float,
 
 
 def find_closure(places: PlaceMap, current: int, found: np.ndarray,
-                 settings: ClosureSettings) -> Closure | Rejection | None:
+                 settings: ClosureSettings, crossings: bool = True
+                 ) -> Closure | Rejection | None:
     """A closure for place ``current`` against the ``candidates`` ``found``, the reason none
-    was taken, or None when there was nothing to compare with."""
+    was taken, or None when there was nothing to compare with; ``crossings``: whether to look
+    for a crossing too (not when one could not be taken now)."""
     if len(found) == 0 or current < settings.window:
         return None
     recent = places.codes.data[current - settings.window + 1:current + 1].astype(np.float32)
@@ -86,7 +88,7 @@ def find_closure(places: PlaceMap, current: int, found: np.ndarray,
         if strength.min() >= settings.min_strength else Rejection("weak")
     if isinstance(retrace, Closure):
         return retrace
-    if strength[-settings.crossing_tail - 1:].min() < settings.min_strength:
+    if not crossings or strength[-settings.crossing_tail - 1:].min() < settings.min_strength:
         return retrace
     crossing = _crossing(places, current, found, settings)
     return crossing if crossing is not None else retrace
@@ -112,6 +114,11 @@ def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarr
     gradient = float(np.median(changed[moving] / moved[moving]))
     if gradient < settings.min_gradient:
         return Rejection("flat")
+    # no window matches better than its newest code does (a mean of w squared distances is
+    # at least the newest one over w): most candidates are refused here, cheaply
+    newest = ((places.codes.data[found].astype(np.float32) - recent[-1]) ** 2).sum(axis=1)
+    if newest.min() > window * (settings.retrace_tolerance * gradient) ** 2:
+        return Rejection("no_match")
     index = found[:, None] + np.arange(-window + 1, 1)[None]                  # (C, w)
     valid = index >= 0                        # shorter windows at the very start of the run
     old = places.codes.data[np.maximum(index, 0)].astype(np.float32)           # (C, w, d)

@@ -220,14 +220,13 @@ class Slam:
         if not (retrace_ready or crossing_ready):
             return None
         found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
-        result = find_closure(self.places, place, found, settings.closure)
+        result = find_closure(self.places, place, found, settings.closure, crossing_ready)
         if result is None:
             return None
         if isinstance(result, Rejection):
             self.counters.count(self.counters.rejected, result.reason)
             return None
-        if (result.kind == "retrace" and not retrace_ready) or \
-                (result.kind == "crossing" and not crossing_ready):
+        if result.kind == "retrace" and not retrace_ready:
             return None
         old_keyframe = int(self.places.keyframe_of(result.old))
         # keyframe to keyframe: the places' offsets from their keyframes are odometry
