@@ -186,6 +186,21 @@ def test_a_retrace_closes_the_loop_at_the_start():
     assert errors[75:].max() < 1.0
 
 
+def test_a_retrace_a_fraction_of_a_step_off_the_old_track_still_closes():
+    """As above, but the later laps run 0.15 units behind the first (within the retrace
+    tolerance of 0.2 units of travel): no smell repeats exactly, yet the windows match, the
+    loop closes by retrace, and the estimate is pulled back to within that offset."""
+    radius, steps_per_lap = 30.0, 60
+    angles = 2 * np.pi * np.arange(3 * steps_per_lap + 1) / steps_per_lap
+    angles[steps_per_lap:] -= 0.15 / radius
+    path = np.column_stack([radius * np.cos(angles) - radius, radius * np.sin(angles)])
+    slam = Slam(DIM, settings())
+    estimates = drive(slam, path, {30: np.array([0.0, 3.0])})
+    errors = np.linalg.norm(estimates - path, axis=1)
+    assert slam.counters.accepted.get("retrace", 0) >= 1
+    assert errors[75:].max() < 1.0
+
+
 def test_pacing_back_and_forth_over_mapped_ground_keeps_the_estimate():
     """A lap, then 300 steps to and fro between two points of it (a forager at a tree): a
     window that ends where it began has no net direction, yet its closures must be usable."""
