@@ -53,6 +53,7 @@ class SlamCounters:
     accepted: dict[str, int] = field(default_factory=dict)   # closures by kind
     rejected: dict[str, int] = field(default_factory=dict)   # candidates by reason
     outweighed: int = 0          # accepted closures the rest of the graph overruled
+    searched: int = 0            # steps with old places in the gate to test against
     optimizer_failures: int = 0
     optimizer_seconds: float = 0.0                           # the last update
     optimizer_seconds_total: float = 0.0
@@ -220,6 +221,7 @@ class Slam:
         if not (retrace_ready or crossing_ready):
             return None
         found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
+        self.counters.searched += len(found) > 0
         result = find_closure(self.places, place, found, settings.closure, crossing_ready)
         if result is None:
             return None

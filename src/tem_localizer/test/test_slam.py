@@ -171,6 +171,8 @@ def test_a_neighbourhood_crossed_lap_after_lap_is_searched_over_a_bounded_number
     assert set(found) <= set(every)
     assert (found.min(), found.max()) == (every.min(), every.max())
     assert sum(slam.counters.accepted.values()) > 0
+    # every step from the second lap on (60 steps a lap) has old places to test against
+    assert slam.counters.searched == len(circle(15)) - 60
     assert np.linalg.norm(estimates - circle(15), axis=1).max() < 0.5   # exact odometry
 
 
@@ -367,6 +369,7 @@ def test_the_belief_follows_a_5000_unit_straight_run():
     assert np.linalg.norm(belief_mean - path[-1]) < localizer.grid.cell_size
     assert result.origin[0] > 4000                    # the OccupancyGrid moved along
     assert localizer.counters.lost == 0 and result.belief.sum() == pytest.approx(1.0)
+    assert localizer.slam.counters.searched == 0        # never back where it has been
 
 
 def test_nan_and_wrong_length_never_reach_the_map():

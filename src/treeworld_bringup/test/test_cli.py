@@ -220,6 +220,8 @@ def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsy
     (window,) = result["soak"]
     assert window["stored_steps"] == 1000 and window["map_bytes"] > 0
     assert 0 < window["median_ms"] <= window["p99_ms"] and window["mean_ms"] > 0
+    # the first 1,000 steps of the walk: mostly new ground, a few loops closed
+    assert 0 < window["closed"] < window["searched"] < 1
     assert (out / "speed.png").stat().st_size > 10_000
     assert "| 1,000 |" in capsys.readouterr().out
     tem2d_only = tmp_path / "tem2d"

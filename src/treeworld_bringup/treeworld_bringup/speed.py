@@ -92,6 +92,8 @@ def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
     windows = []
     last_odometry = world.odometry_position.copy()
     resident_before = resident_bytes()
+    counters = localizer.slam.counters
+    searched_before = closures_before = 0
     for step in tqdm(range(steps), desc="slam soak", unit="step", mininterval=1.0):
         record = world.observe()
         started = time.perf_counter()
@@ -101,12 +103,17 @@ def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
         world.move(*controller(step))
         if (step + 1) % WINDOW == 0:
             recent = latencies[step + 1 - WINDOW:step + 1]
+            closures = sum(counters.accepted.values())
             windows.append({"stored_steps": step + 1, "median_ms": float(np.median(recent)),
                             "mean_ms": float(np.mean(recent)),
                             "p99_ms": float(np.percentile(recent, 99)),
                             "resident_bytes": resident_bytes() - resident_before,
                             "map_bytes": localizer.slam.places.nbytes,
-                            "closures": sum(localizer.slam.counters.accepted.values())})
+                            # the share of the window's steps with something to test, and
+                            # closing a loop: what a step's cost depends on
+                            "searched": (counters.searched - searched_before) / WINDOW,
+                            "closed": (closures - closures_before) / WINDOW})
+            searched_before, closures_before = counters.searched, closures
     return {"windows": windows, "steps": steps}
 
 
@@ -152,13 +159,19 @@ def plot_soak(windows: list[dict], path: Path, device: str) -> None:
     import matplotlib.pyplot as plt
 
     stored = [w["stored_steps"] for w in windows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     top.plot(stored, [w["median_ms"] for w in windows], label="median")
     top.plot(stored, [w["mean_ms"] for w in windows], label="mean")
     top.plot(stored, [w["p99_ms"] for w in windows], label="p99")
     top.set_ylabel(f"slam step latency (ms, {device})")
     top.set_yscale("log")
     top.legend()
+    middle.plot(stored, [100 * w["searched"] for w in windows],
+                label="with old places in the loop-closure gate")
+    middle.plot(stored, [100 * w["closed"] for w in windows], label="closing a loop")
+    middle.set_ylabel("steps (%)")
+    middle.set_ylim(0, 100)
+    middle.legend()
     bottom.plot(stored, [w["resident_bytes"] / 1e6 for w in windows], label="process growth")
     bottom.plot(stored, [w["map_bytes"] / 1e6 for w in windows], label="place map")
     bottom.set_ylabel("memory (MB)")
