@@ -394,6 +394,7 @@ def slam_values(slam) -> dict:
             keys.OPTIMIZER_MS: f"{counters.optimizer_seconds * 1000:.3f}",
             keys.OPTIMIZER_FAILURES: counters.optimizer_failures,
             keys.CLOSURES_OUTWEIGHED: counters.outweighed,
+            keys.CLOSURE_SEARCHES: counters.searched,
             keys.KEYFRAMES: slam.places.keyframes, keys.MAP_BYTES: slam.places.nbytes} | {
         f"{keys.CLOSURE_PREFIX}accepted_{kind}": n for kind, n in counters.accepted.items()} | {
         f"{keys.CLOSURE_PREFIX}rejected_{reason}": n for reason, n in counters.rejected.items()}

@@ -178,6 +178,8 @@ def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path):
     first = run_ok(["run", *options, "--steps", "300", "--save-map", str(tmp_path / "m.npz"),
                     "--out", str(tmp_path / "first")])
     assert first["slam"]["closures_accepted"]
+    # a circle of 100 steps a lap: from the second lap on, nearly every step has old places
+    assert 0.8 * (300 - 100) <= first["slam"]["closure_searches"] <= 300 - 60
     second = run_ok(["run", *options, "--steps", "250", "--load-map",
                      str(tmp_path / "m.npz"), "--out", str(tmp_path / "second")])
     assert 0 < second["slam"]["relocalized_after_steps"] <= 200

@@ -60,6 +60,7 @@ def slam_summary(slam) -> dict:
     return {"closures_accepted": dict(counters.accepted),
             "closures_rejected": dict(counters.rejected),
             "closures_outweighed": counters.outweighed,
+            "closure_searches": counters.searched,
             "optimizer_failures": counters.optimizer_failures,
             "optimizer_seconds_total": counters.optimizer_seconds_total,
             "keyframes": slam.places.keyframes, "places": len(slam.places),

@@ -33,6 +33,7 @@ DEVICE = "device"
 CLOSURES_ACCEPTED = "closures_accepted"      # closures in the graph, all kinds
 CLOSURES_REJECTED = "closures_rejected"      # candidates refused, all reasons
 CLOSURES_OUTWEIGHED = "closures_outweighed"  # in the graph, but the robust loss overruled
+CLOSURE_SEARCHES = "closure_searches"        # steps with old places in the gate to test
 CLOSURE_PREFIX = "closures_"                 # + accepted_<kind> / rejected_<reason>
 OPTIMIZER_MS = "optimizer_ms"                # the last pose-graph update
 OPTIMIZER_FAILURES = "optimizer_failures"
