@@ -221,7 +221,7 @@ class Slam:
         if not (retrace_ready or crossing_ready):
             return None
         found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
-        self.counters.searched += len(found) > 0
+        self.counters.searched += int(len(found) > 0)
         result = find_closure(self.places, place, found, settings.closure, crossing_ready)
         if result is None:
             return None
