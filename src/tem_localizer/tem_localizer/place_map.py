@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 
-SEARCHED_PER_CELL = 32      # settled keyframes a hash cell keeps searchable (SettledCell)
+SEARCHED_PER_CELL = 64      # settled keyframes a hash cell keeps searchable (SettledCell)
 
 
 class GrowingArray:
@@ -53,7 +53,7 @@ class SettledCell:
     them. Those that leave stay in the map: drawn, saved, and read around when searched."""
 
     def __init__(self):
-        self.keyframes = GrowingArray((), np.int64, SEARCHED_PER_CELL)
+        self.keyframes = GrowingArray((), np.int64, capacity=8)     # most cells hold few
         self.arrivals = 0
         self.stride = 1
 
