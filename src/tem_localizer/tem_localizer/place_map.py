@@ -60,7 +60,7 @@ class SettledCell:
     def add(self, keyframe: int) -> None:
         if self.arrivals % self.stride == 0:
             if self.keyframes.size == SEARCHED_PER_CELL:
-                kept = self.keyframes.data[::2].copy()
+                kept = self.keyframes.view()[::2].copy()
                 self.keyframes.data[:len(kept)] = kept
                 self.keyframes.size = len(kept)
                 self.stride *= 2
