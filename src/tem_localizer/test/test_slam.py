@@ -242,8 +242,9 @@ def test_settled_keyframes_stay_put_and_a_revisit_still_corrects_the_present():
 
 
 def test_keyframe_estimates_read_in_one_pass_match_the_optimizer_key_by_key():
-    """The graph reads every optimized estimate in one back-substitution per update and the
-    map rehashes keyframes in batches: through slips, closures and settling, each keyframe's
+    """The graph reads a few estimates key by key and many in one pass, the map re-reads a
+    keyframe only after the graph changed and rehashes keyframes in batches: through slips,
+    closures and settling (and a final read of every keyframe in one pass), each keyframe's
     position equals GTSAM's own estimate of it (or its settled one), and each keyframe is
     hashed in the cell its position is in."""
     path = circle(laps=4)
