@@ -6,6 +6,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=[package_name],
+    package_data={package_name: ["fastdds_profile.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from treeworld_schema.ros import init_ros
+
 _domains = itertools.count()
 
 
@@ -29,7 +31,7 @@ def ros_context(domain: str):
     os.environ["ROS_DOMAIN_ID"] = domain
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     context = rclpy.Context()
-    rclpy.init(context=context)
+    init_ros(context=context)
     executor = SingleThreadedExecutor(context=context)
     stop = threading.Event()
 

@@ -42,6 +42,7 @@ from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_m
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
+from treeworld_schema.ros import init_ros
 
 NODE_MODULES = {"treeworld_sim": "treeworld_sim.node",
                 "spiral_controller": "spiral_controller.node",
@@ -267,7 +268,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     # code they run between fork and exec (_die_with_parent) cannot meet a lock held by them.
     nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range)
     os.environ.update(ros_environment(discovery_range))   # this process meets them the same way
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
+    init_ros([], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     gatherer = Gatherer(period, belief_stride, use_localizer)
     failure = None
     bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,

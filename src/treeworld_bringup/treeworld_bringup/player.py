@@ -26,6 +26,7 @@ from treeworld_bringup.bags import (
 from treeworld_bringup.interrupts import StopRequests
 from treeworld_bringup.recorder import topic_qos
 from treeworld_schema import interface as io
+from treeworld_schema.ros import init_ros
 
 
 class PlaybackStalled(RuntimeError):
@@ -61,7 +62,7 @@ def play(path: Path, rate: float = 1.0, lockstep: bool = False,
             for topic in (io.ODOM, io.SMELL):
                 if topic not in selected:
                     raise BagError(f"{path}: lockstep needs topic {topic} to be played")
-        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
+        init_ros([], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
         player = Player({t: bag.topics[t][0] for t in selected})
         try:
             with StopRequests() as stop:

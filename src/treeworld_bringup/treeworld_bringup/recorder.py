@@ -37,6 +37,7 @@ from treeworld_bringup.bags import STACK_TOPICS, BagWriter, message_class
 from treeworld_bringup.interrupts import StopRequests
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
+from treeworld_schema.ros import init_ros
 
 LATCHED = {io.TREES, io.PATH, io.GRAPH}
 INFINITE = QosTime(sec=9223372036, nsec=854775807)   # rosbag2's "no deadline / lifespan"
@@ -108,7 +109,7 @@ def record(out: Path, topic_names: list[str], storage: str) -> int:
     except Exception as error:
         print(f"treeworld bag record: error: cannot create bag {out}: {error}", file=sys.stderr)
         return 2
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
+    init_ros([], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     node = Recorder(bag, topic_names)
     code = 0
     try:

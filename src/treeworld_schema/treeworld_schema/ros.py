@@ -3,7 +3,9 @@ the standard main of a Tree World node, and its /tf broadcaster."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,6 +21,17 @@ from treeworld_schema.schema import ConfigError, Section, section_from_mapping
 from treeworld_schema.topics import TF
 
 _INT_BOUND = 2**62
+# Fast DDS settings every Tree World process starts with (why: the file's comment).
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def init_ros(args: list[str] | None = None, **options) -> None:
+    """``rclpy.init`` with Fast DDS reading FASTDDS_PROFILE, unless the user has named a
+    profile file of their own (then theirs alone applies)."""
+    if not any(os.environ.get(variable) for variable in PROFILE_VARIABLES):
+        os.environ[PROFILE_VARIABLES[0]] = str(FASTDDS_PROFILE)
+    rclpy.init(args=args, **options)
 
 
 class RunComplete(Exception):
@@ -82,7 +95,7 @@ def run_node(make_node: Callable[[], Node], name: str,
     A bad parameter (ConfigError or one of ``startup_errors`` raised while building the node)
     is one line on stderr and exit status 2.
     """
-    rclpy.init(args=args)
+    init_ros(args)
     node = None
     try:
         node = make_node()
