@@ -224,6 +224,8 @@ def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsy
     assert 0 < window["median_ms"] <= window["p99_ms"] and window["mean_ms"] > 0
     # the first 1,000 steps of the walk: mostly new ground, a few loops closed
     assert 0 < window["closed"] < window["searched"] < 1
+    # alongside the soak's first window a fresh localizer replays the same steps: the same work
+    assert 2 / 3 < window["median_ms"] / window["first_steps_median_ms"] < 3 / 2
     assert (out / "speed.png").stat().st_size > 10_000
     assert "| 1,000 |" in capsys.readouterr().out
     tem2d_only = tmp_path / "tem2d"

@@ -5,7 +5,10 @@ also runs as ``python -m treeworld_bringup.speed`` on a machine with only PyTorc
   around random places, random smells), then steps (recall by smell, read, write) are timed.
 - slam: a soak, the simulator's random walk with odometry noise 1.0 through the localizer for
   the longest T; latency and resident memory are read in windows along the way, so the row for
-  T is what a step costs once T steps are stored.
+  T is what a step costs once T steps are stored. In the window before each T of the table a
+  fresh localizer takes turns with the soak (BLOCK steps each) over the walk's first 1,000
+  steps, so the cost at T and the cost at T = 1,000 are compared on the same machine at the
+  same minute (a shared machine drifts by 10-20 % over a soak).
 
 Writes OUT/speed.json and OUT/speed.png (the soak over time) and prints the table.
 """
@@ -31,6 +34,7 @@ from treeworld_sim import TreeWorld
 
 LENGTHS = (1_000, 10_000, 36_000, 100_000)
 WINDOW = 1_000
+BLOCK = 100     # steps the soak and the fresh localizer alongside it take in turn
 
 
 def resident_bytes() -> int:
@@ -79,28 +83,51 @@ def tem2d_latency(length: int, device: torch.device, repeats: int = 20) -> dict:
             "memory_bytes": model.memory.nbytes}
 
 
-def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
-    """Latency and resident memory of the slam localizer over a ``steps``-long random walk."""
+def timed_step(localizer: Localizer, action: np.ndarray, smell: np.ndarray) -> float:
+    """ms of one localizer step."""
+    started = time.perf_counter()
+    localizer.step(action, smell)
+    return (time.perf_counter() - started) * 1000
+
+
+def walk(settings: Settings, steps: int):
+    """The soak's inputs, (odometry since the last step, smell) per step."""
+    world, controller = TreeWorld(settings.world), make_controller(settings.controller)
+    last_odometry = world.odometry_position.copy()
+    for step in range(steps):
+        record = world.observe()
+        yield record.odometry_position - last_odometry, record.smell
+        last_odometry = record.odometry_position
+        world.move(*controller(step))
+
+
+def slam_soak(steps: int, device: str, seed: int = 0, alongside=()) -> dict:
+    """Latency and resident memory of the slam localizer over a ``steps``-long random walk;
+    in the windows ending at a step in ``alongside``, also the median of a fresh localizer's
+    first WINDOW steps, taken in turns with the soak's (``first_steps_median_ms``)."""
     defaults = Settings()
     settings = Settings(
         dataclasses.replace(defaults.world, seed=seed, odometry_noise=1.0, steps=steps),
         dataclasses.replace(defaults.controller, controller="random", seed=seed),
         dataclasses.replace(defaults.localizer, method="slam", device=device))
-    world, controller = TreeWorld(settings.world), make_controller(settings.controller)
-    localizer = Localizer(settings.localizer)
-    latencies = np.zeros(steps)
+    localizer, fresh = Localizer(settings.localizer), Localizer(settings.localizer)
+    first_steps = list(walk(settings, min(WINDOW, steps)))
+    for inputs in first_steps:           # once before measuring, so that its memory is not
+        fresh.step(*inputs)              # counted as the soak's growth
+    latencies, fresh_latencies = np.zeros(steps), []
     windows = []
-    last_odometry = world.odometry_position.copy()
     resident_before = resident_bytes()
     counters = localizer.slam.counters
     searched_before = closures_before = 0
-    for step in tqdm(range(steps), desc="slam soak", unit="step", mininterval=1.0):
-        record = world.observe()
-        started = time.perf_counter()
-        localizer.step(record.odometry_position - last_odometry, record.smell)
-        latencies[step] = (time.perf_counter() - started) * 1000
-        last_odometry = record.odometry_position
-        world.move(*controller(step))
+    for step, inputs in enumerate(tqdm(walk(settings, steps), total=steps, desc="slam soak",
+                                       unit="step", mininterval=1.0)):
+        latencies[step] = timed_step(localizer, *inputs)
+        if (step // WINDOW + 1) * WINDOW in alongside and (step + 1) % BLOCK == 0:
+            within = (step + 1) % WINDOW or WINDOW        # soak steps taken in this window
+            if within == BLOCK:
+                fresh.reset()
+            fresh_latencies += [timed_step(fresh, *first)
+                                for first in first_steps[within - BLOCK:within]]
         if (step + 1) % WINDOW == 0:
             recent = latencies[step + 1 - WINDOW:step + 1]
             closures = sum(counters.accepted.values())
@@ -113,6 +140,9 @@ def slam_soak(steps: int, device: str, seed: int = 0) -> dict:
                             # closing a loop: what a step's cost depends on
                             "searched": (counters.searched - searched_before) / WINDOW,
                             "closed": (closures - closures_before) / WINDOW})
+            if fresh_latencies:
+                windows[-1]["first_steps_median_ms"] = float(np.median(fresh_latencies))
+                fresh_latencies = []
             searched_before, closures_before = counters.searched, closures
     return {"windows": windows, "steps": steps}
 
@@ -124,7 +154,7 @@ def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None,
     torch_device = resolve_device(device)
     tem2d = {length: tem2d_latency(length, torch_device)
              for length in (tem2d_lengths or lengths)}
-    windows = slam_soak(max(lengths), device)["windows"] if soak else []
+    windows = slam_soak(max(lengths), device, alongside=set(lengths))["windows"] if soak else []
     by_length = {w["stored_steps"]: w for w in windows}
     result = {"device": str(torch_device), "tem2d": tem2d,
               "slam": {length: by_length[length] for length in lengths if length in by_length},
@@ -137,8 +167,9 @@ def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None,
 
 def speed_table(result: dict) -> str:
     lines = ["| T (steps stored) | tem2d episodic: median / p99 ms, memory | "
-             "slam: median / mean / p99 ms (the 1,000 steps before T), resident growth, map |",
-             "| --- | --- | --- |"]
+             "slam: median / mean / p99 ms (the 1,000 steps before T), resident growth, map | "
+             "slam: median at T / the first 1,000 steps' median alongside |",
+             "| --- | --- | --- | --- |"]
     for length in sorted(set(result["tem2d"]) | set(result["slam"]), key=int):
         tem2d = result["tem2d"].get(length)
         slam = result["slam"].get(length)
@@ -148,7 +179,10 @@ def speed_table(result: dict) -> str:
                 f"{slam['resident_bytes'] / 1e6:,.0f} MB " \
                 f"({slam['resident_bytes'] / int(length):,.0f} B/step), " \
                 f"{slam['map_bytes'] / int(length):,.0f} B/step" if slam else "-"
-        lines.append(f"| {int(length):,} | {left} | {right} |")
+        ratio = f"{slam['median_ms'] / slam['first_steps_median_ms']:.2f} " \
+                f"({slam['first_steps_median_ms']:.2f} ms)" \
+            if slam and "first_steps_median_ms" in slam else "-"
+        lines.append(f"| {int(length):,} | {left} | {right} | {ratio} |")
     return "\n".join(lines)
 
 
