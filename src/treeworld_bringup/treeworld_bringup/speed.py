@@ -197,9 +197,14 @@ def plot_soak(windows: list[dict], path: Path, device: str) -> None:
     top.plot(stored, [w["median_ms"] for w in windows], label="median")
     top.plot(stored, [w["mean_ms"] for w in windows], label="mean")
     top.plot(stored, [w["p99_ms"] for w in windows], label="p99")
+    alongside = [w for w in windows if "first_steps_median_ms" in w]
+    top.plot([w["stored_steps"] for w in alongside],
+             [w["first_steps_median_ms"] for w in alongside], "kx",
+             label="median of the first 1,000 steps, re-run alongside")
     top.set_ylabel(f"slam step latency (ms, {device})")
     top.set_yscale("log")
-    top.legend()
+    top.set_ylim(top=4 * max(w["p99_ms"] for w in windows))     # room for the legend
+    top.legend(ncol=2, fontsize=8, loc="upper left")
     middle.plot(stored, [100 * w["searched"] for w in windows],
                 label="with old places in the loop-closure gate")
     middle.plot(stored, [100 * w["closed"] for w in windows], label="closing a loop")
