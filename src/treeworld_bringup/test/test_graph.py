@@ -37,6 +37,7 @@ from treeworld_bringup.launcher import Gatherer, NodeProcesses, complete
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
+from treeworld_schema.ros import init_ros
 
 
 class Recorder(Node):
@@ -241,7 +242,7 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     neither progress nor the end of the run may be read from the reports alone."""
     steps, period = 10, 0.1
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=int(private_domain()))
+    init_ros(context=context, domain_id=int(private_domain()))
     try:
         gatherer = Gatherer(period, 0, use_localizer=True, context=context)
         for step in range(steps + 1):
