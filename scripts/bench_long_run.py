@@ -1,7 +1,8 @@
 """Benchmark: does the graph hold at length? A long `treeworld launch` (lockstep, circle,
 odometry noise 1.0, the default localizer (slam), every topic recorded): steps/s per
-1,000-step window, the localizer's per-step latency over the run, and bag bytes per step at
-two run lengths.
+1,000-step window, the localizer's per-step latency over the run, each process's CPU time per
+step in each window (from /proc, sampled twice a second), and bag bytes per step at two run
+lengths.
 
     .venv/bin/python scripts/bench_long_run.py [--steps 10000] [--short 1000] [--out docs/bench]
 
@@ -14,6 +15,8 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import matplotlib
@@ -22,10 +25,69 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from treeworld_bringup.launcher import launch_graph  # noqa: E402
+from treeworld_bringup.launcher import NODE_MODULES, launch_graph  # noqa: E402
 from treeworld_bringup.settings import Settings  # noqa: E402
 
 WINDOW = 1000
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """Twice a second: perf_counter() and the CPU seconds (user + system) so far of this
+    process (the launcher) and of each node it started, by node name."""
+
+    def __init__(self):
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def cpu_seconds(pid: int) -> tuple[int, float] | None:
+        """(parent pid, CPU seconds) of ``pid``, None once it has gone."""
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while self.running:
+            seconds = {"launcher": self.cpu_seconds(me)[1]}
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit() or (stat := self.cpu_seconds(int(entry))) is None \
+                        or stat[0] != me:
+                    continue
+                try:
+                    with open(f"/proc/{entry}/cmdline") as cmdline:
+                        arguments = cmdline.read().split("\0")
+                except OSError:
+                    continue
+                seconds |= {name: stat[1] for name, module in NODE_MODULES.items()
+                            if module in arguments}
+            self.samples.append((time.perf_counter(), seconds))
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join()
+
+    def per_step_ms(self, arrival: np.ndarray) -> dict[str, list[float]]:
+        """Each process's CPU ms per step in each WINDOW-step window of ``arrival`` (the
+        perf_counter() at each step's estimate), interpolated between samples."""
+        times = np.array([t for t, _ in self.samples])
+        result = {}
+        for name in sorted({n for _, seconds in self.samples for n in seconds}):
+            seen = np.array([seconds.get(name, np.nan) for _, seconds in self.samples])
+            known = ~np.isnan(seen)
+            ends = arrival[[(start, end - 1) for start, end in
+                            zip(range(0, len(arrival), WINDOW),
+                                range(WINDOW, len(arrival) + 1, WINDOW))]]
+            used = np.interp(ends, times[known], seen[known])
+            result[name] = list((used[:, 1] - used[:, 0]) * 1000 / (WINDOW - 1))
+        return result
 
 
 def settings_for(steps: int) -> Settings:
@@ -37,7 +99,9 @@ def settings_for(steps: int) -> Settings:
 
 def run(steps: int) -> dict:
     """One recorded launch: per-window steps/s, latencies, bag bytes per step."""
+    sampler = CpuSampler()
     result = launch_graph(settings_for(steps), use_localizer=True, record=True)
+    sampler.stop()
     if result.failure is not None:
         raise SystemExit(f"the {steps}-step launch failed: {result.failure}")
     info = result.info
@@ -48,6 +112,7 @@ def run(steps: int) -> dict:
     shutil.rmtree(info["workspace"], ignore_errors=True)
     return {"steps": steps, "steps_per_second": result.recording.summary["steps_per_second"],
             "window_steps_per_second": windows, "latencies_ms": info["latencies_ms"],
+            "cpu_ms_per_step": sampler.per_step_ms(arrival),
             "bag_bytes": bag_bytes, "bag_bytes_per_step": bag_bytes / steps,
             "ate_rmse": float(np.sqrt(np.mean(np.sum(
                 (result.recording.estimates - result.recording.true_positions) ** 2, 1))))}
@@ -55,7 +120,7 @@ def run(steps: int) -> dict:
 
 def plot(long: dict, path: Path) -> None:
     latencies = np.asarray(long["latencies_ms"])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (top, bottom, cpu) = plt.subplots(3, 1, figsize=(9, 8.5), sharex=True)
     top.plot(latencies, ",", color="tab:blue", alpha=0.4, label="one step")
     kernel = np.ones(WINDOW // 10) / (WINDOW // 10)
     top.plot(np.convolve(latencies, kernel, mode="valid"), color="tab:orange",
@@ -66,8 +131,15 @@ def plot(long: dict, path: Path) -> None:
     centres = np.arange(len(long["window_steps_per_second"])) * WINDOW + WINDOW / 2
     bottom.plot(centres, long["window_steps_per_second"], "o-", color="tab:green")
     bottom.set_ylabel(f"graph steps/s per {WINDOW} steps")
-    bottom.set_xlabel("step")
     bottom.set_ylim(0, max(long["window_steps_per_second"]) * 1.2)
+    stacked = np.zeros(len(centres))
+    for name, used in long["cpu_ms_per_step"].items():
+        cpu.bar(centres, used, width=0.8 * WINDOW, bottom=stacked, label=name)
+        stacked += np.asarray(used)
+    cpu.set_ylabel("CPU ms per step")
+    cpu.set_xlabel("step")
+    cpu.set_ylim(0, stacked.max() * 1.35)                       # room for the legend
+    cpu.legend(loc="upper center", fontsize=8, ncol=5)
     fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, recording every topic "
                  "(2-core machine)")
     fig.tight_layout()
@@ -101,9 +173,14 @@ def main() -> None:
                                str(long["steps"]): long["bag_bytes_per_step"]},
         "ate_rmse": long["ate_rmse"],
     }
-    (args.out / "long_run.json").write_text(json.dumps(summary | {"window_steps_per_second":
-                                                                  windows}, indent=2) + "\n")
+    cpu = long["cpu_ms_per_step"]
+    (args.out / "long_run.json").write_text(json.dumps(
+        summary | {"window_steps_per_second": windows, "cpu_ms_per_step": cpu}, indent=2) + "\n")
     print(f"steps/s per {WINDOW}-step window: " + " ".join(f"{w:.0f}" for w in windows))
+    print("CPU ms per step in each window (from /proc, every 0.5 s):")
+    for name, used in cpu.items():
+        print(f"  {name:18s}" + " ".join(f"{u:5.2f}" for u in used))
+    print(f"  {'all':18s}" + " ".join(f"{sum(u):5.2f}" for u in zip(*cpu.values())))
     for key, value in summary.items():
         print(f"  {key:32s} {value}")
 
