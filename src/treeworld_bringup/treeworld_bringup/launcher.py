@@ -298,6 +298,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     finally:
         bar.close()
         nodes.stop()
+        executor.shutdown()
         gatherer.destroy_node()
         rclpy.shutdown()
     data = gatherer.data
