@@ -78,13 +78,13 @@ class CpuSampler:
         """Each process's CPU ms per step in each WINDOW-step window of ``arrival`` (the
         perf_counter() at each step's estimate), interpolated between samples."""
         times = np.array([t for t, _ in self.samples])
+        ends = arrival[[(start, end - 1) for start, end in
+                        zip(range(0, len(arrival), WINDOW),
+                            range(WINDOW, len(arrival) + 1, WINDOW))]]     # (windows, 2)
         result = {}
         for name in sorted({n for _, seconds in self.samples for n in seconds}):
             seen = np.array([seconds.get(name, np.nan) for _, seconds in self.samples])
             known = ~np.isnan(seen)
-            ends = arrival[[(start, end - 1) for start, end in
-                            zip(range(0, len(arrival), WINDOW),
-                                range(WINDOW, len(arrival) + 1, WINDOW))]]
             used = np.interp(ends, times[known], seen[known])
             result[name] = list((used[:, 1] - used[:, 0]) * 1000 / (WINDOW - 1))
         return result
