@@ -5,8 +5,11 @@ step in each window (from /proc, sampled twice a second), and bag bytes per step
 lengths.
 
     .venv/bin/python scripts/bench_long_run.py [--steps 10000] [--short 1000] [--out docs/bench]
+        [--localizer slam|tem2d|deadreckoning]
 
-Writes OUT/long_run.png (latency and throughput over the run) and OUT/long_run.json.
+Writes OUT/long_run.png (latency and throughput over the run) and OUT/long_run.json (with
+another localizer than slam: long_run_LOCALIZER.png and .json). Dead reckoning does the same
+work every step, so with it the run shows what the graph itself costs as the run grows.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tem_localizer.config import LocalizerConfig  # noqa: E402
 from treeworld_bringup.launcher import NODE_MODULES, launch_graph  # noqa: E402
 from treeworld_bringup.settings import Settings  # noqa: E402
 
@@ -78,9 +82,10 @@ class CpuSampler:
         """Each process's CPU ms per step in each WINDOW-step window of ``arrival`` (the
         perf_counter() at each step's estimate), interpolated between samples."""
         times = np.array([t for t, _ in self.samples])
-        ends = arrival[[(start, end - 1) for start, end in
-                        zip(range(0, len(arrival), WINDOW),
-                            range(WINDOW, len(arrival) + 1, WINDOW))]]     # (windows, 2)
+        ends = arrival[np.array([(start, end - 1) for start, end in
+                                 zip(range(0, len(arrival), WINDOW),
+                                     range(WINDOW, len(arrival) + 1, WINDOW))],
+                                dtype=np.int64).reshape(-1, 2)]           # (windows, 2)
         result = {}
         for name in sorted({n for _, seconds in self.samples for n in seconds}):
             seen = np.array([seconds.get(name, np.nan) for _, seconds in self.samples])
@@ -90,17 +95,18 @@ class CpuSampler:
         return result
 
 
-def settings_for(steps: int) -> Settings:
+def settings_for(steps: int, localizer: str) -> Settings:
     defaults = Settings()
     return Settings(dataclasses.replace(defaults.world, steps=steps, odometry_noise=1.0),
                     dataclasses.replace(defaults.controller, controller="circle"),
-                    dataclasses.replace(defaults.localizer, odometry_sigma=1.0, device="cpu"))
+                    dataclasses.replace(defaults.localizer, method=localizer,
+                                        odometry_sigma=1.0, device="cpu"))
 
 
-def run(steps: int) -> dict:
+def run(steps: int, localizer: str) -> dict:
     """One recorded launch: per-window steps/s, latencies, bag bytes per step."""
     sampler = CpuSampler()
-    result = launch_graph(settings_for(steps), use_localizer=True, record=True)
+    result = launch_graph(settings_for(steps, localizer), use_localizer=True, record=True)
     sampler.stop()
     if result.failure is not None:
         raise SystemExit(f"the {steps}-step launch failed: {result.failure}")
@@ -110,7 +116,8 @@ def run(steps: int) -> dict:
                for start, end in zip(range(0, steps, WINDOW), range(WINDOW, steps + 1, WINDOW))]
     bag_bytes = sum(f.stat().st_size for f in info["bag"].iterdir())
     shutil.rmtree(info["workspace"], ignore_errors=True)
-    return {"steps": steps, "steps_per_second": result.recording.summary["steps_per_second"],
+    return {"steps": steps, "localizer": localizer,
+            "steps_per_second": result.recording.summary["steps_per_second"],
             "window_steps_per_second": windows, "latencies_ms": info["latencies_ms"],
             "cpu_ms_per_step": sampler.per_step_ms(arrival),
             "bag_bytes": bag_bytes, "bag_bytes_per_step": bag_bytes / steps,
@@ -120,14 +127,20 @@ def run(steps: int) -> dict:
 
 def plot(long: dict, path: Path) -> None:
     latencies = np.asarray(long["latencies_ms"])
-    fig, (top, bottom, cpu) = plt.subplots(3, 1, figsize=(9, 8.5), sharex=True)
-    top.plot(latencies, ",", color="tab:blue", alpha=0.4, label="one step")
-    kernel = np.ones(WINDOW // 10) / (WINDOW // 10)
-    top.plot(np.convolve(latencies, kernel, mode="valid"), color="tab:orange",
-             label=f"mean of {WINDOW // 10} steps")
-    top.set_ylabel("localizer step latency (ms)")
-    top.set_ylim(0, np.percentile(latencies, 99.5) * 1.2)
-    top.legend(loc="upper right", fontsize=8)
+    # the localizer reports a step's latency with its loss; dead reckoning has none
+    timed = len(latencies) >= WINDOW
+    fig, axes = plt.subplots(3 if timed else 2, 1, figsize=(9, 8.5 if timed else 6),
+                             sharex=True)
+    bottom, cpu = axes[-2:]
+    if timed:
+        top = axes[0]
+        top.plot(latencies, ",", color="tab:blue", alpha=0.4, label="one step")
+        kernel = np.ones(WINDOW // 10) / (WINDOW // 10)
+        top.plot(np.convolve(latencies, kernel, mode="valid"), color="tab:orange",
+                 label=f"mean of {WINDOW // 10} steps")
+        top.set_ylabel("localizer step latency (ms)")
+        top.set_ylim(0, np.percentile(latencies, 99.5) * 1.2)
+        top.legend(loc="upper right", fontsize=8)
     centres = np.arange(len(long["window_steps_per_second"])) * WINDOW + WINDOW / 2
     bottom.plot(centres, long["window_steps_per_second"], "o-", color="tab:green")
     bottom.set_ylabel(f"graph steps/s per {WINDOW} steps")
@@ -140,8 +153,8 @@ def plot(long: dict, path: Path) -> None:
     cpu.set_xlabel("step")
     cpu.set_ylim(0, stacked.max() * 1.35)                       # room for the legend
     cpu.legend(loc="upper center", fontsize=8, ncol=5)
-    fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, recording every topic "
-                 "(2-core machine)")
+    fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, {long['localizer']}, "
+                 "recording every topic (2-core machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -152,16 +165,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--short", type=int, default=1_000)
     parser.add_argument("--out", type=Path, default=Path("docs/bench"))
+    parser.add_argument("--localizer", choices=LocalizerConfig.__dataclass_fields__[
+        "method"].metadata["choices"], default=LocalizerConfig.method)
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", "92")
     args.out.mkdir(parents=True, exist_ok=True)
-    short, long = run(args.short), run(args.steps)
-    plot(long, args.out / "long_run.png")
+    name = "long_run" if args.localizer == "slam" else f"long_run_{args.localizer}"
+    short, long = run(args.short, args.localizer), run(args.steps, args.localizer)
+    plot(long, args.out / f"{name}.png")
     windows = long["window_steps_per_second"]
     latencies = np.asarray(long["latencies_ms"])
-    first, last = latencies[:WINDOW], latencies[-WINDOW:]
+    first, last = (latencies[:WINDOW], latencies[-WINDOW:]) if len(latencies) >= WINDOW \
+        else (np.full(1, np.nan), np.full(1, np.nan))
     summary = {
         "steps": args.steps,
+        "localizer": args.localizer,
         "steps_per_second_first_window": windows[0],
         "steps_per_second_last_window": windows[-1],
         "last_over_first": windows[-1] / windows[0],
@@ -174,7 +192,7 @@ def main() -> None:
         "ate_rmse": long["ate_rmse"],
     }
     cpu = long["cpu_ms_per_step"]
-    (args.out / "long_run.json").write_text(json.dumps(
+    (args.out / f"{name}.json").write_text(json.dumps(
         summary | {"window_steps_per_second": windows, "cpu_ms_per_step": cpu}, indent=2) + "\n")
     print(f"steps/s per {WINDOW}-step window: " + " ".join(f"{w:.0f}" for w in windows))
     print("CPU ms per step in each window (from /proc, every 0.5 s):")
