@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 
 from treeworld_schema import ConfigError
+
+# torchvision is imported where it is used, not here: importing it takes about 1.3 s (it loads
+# torch._dynamo), which every localizer node and every `treeworld` command would pay at start
 
 RAW_ENCODINGS = {"rgb8": (3, "u1"), "bgr8": (3, "u1"), "mono8": (1, "u1"), "32FC1": (1, "f4")}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -108,6 +110,8 @@ def decode_compressed(frame: CompressedFrame) -> np.ndarray:
     if "jpeg" not in codec and "jpg" not in codec and "png" not in codec:
         raise ImageError("bad_encoding", f"compressed image format {frame.format!r} is "
                          "neither JPEG nor PNG")
+    import torchvision
+
     try:
         image = torchvision.io.decode_image(torch.frombuffer(bytearray(frame.data),
                                                              dtype=torch.uint8),
@@ -135,6 +139,8 @@ class CameraEncoder:
         self.size, self.panoramic, self.device = size, panoramic, torch.device(device)
         generator = torch.Generator().manual_seed(seed)
         if backbone == "mobilenet":
+            import torchvision
+
             with torch.random.fork_rng(devices=[]):   # seeded weights, the global RNG untouched
                 torch.manual_seed(seed)
                 network = torchvision.models.mobilenet_v3_small(weights=None)

@@ -11,7 +11,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 
 def filter_size_for(max_action_norm: float, cell_size: float, blur_sigma: float = 0.0) -> int:
@@ -31,6 +30,9 @@ def translation_kernel(action: torch.Tensor, cell_size: float, filter_size: int,
     weights = (1 - (taps[None, None, :] - pre_index[..., None]).abs()).clamp_min(0)  # (B, 2, f)
     kernel = weights[:, 1, :, None] * weights[:, 0, None, :]                     # (B, f, f)
     if blur_sigma > 0:
+        # imported here: torchvision takes about 1.3 s to import, and only this option needs it
+        import torchvision.transforms.v2.functional as TF
+
         size = 2 * math.ceil(3 * blur_sigma) + 1
         kernel = TF.gaussian_blur(kernel[:, None], [size, size], [blur_sigma, blur_sigma])[:, 0]
         kernel = kernel / kernel.sum(dim=(1, 2), keepdim=True)
