@@ -175,18 +175,18 @@ def main() -> None:
     plot(long, args.out / f"{name}.png")
     windows = long["window_steps_per_second"]
     latencies = np.asarray(long["latencies_ms"])
-    first, last = (latencies[:WINDOW], latencies[-WINDOW:]) if len(latencies) >= WINDOW \
-        else (np.full(1, np.nan), np.full(1, np.nan))
+    timed = len(latencies) >= WINDOW          # (None in the JSON when the localizer has none)
+    first, last = latencies[:WINDOW], latencies[-WINDOW:]
     summary = {
         "steps": args.steps,
         "localizer": args.localizer,
         "steps_per_second_first_window": windows[0],
         "steps_per_second_last_window": windows[-1],
         "last_over_first": windows[-1] / windows[0],
-        "latency_ms_p50_first_window": float(np.median(first)),
-        "latency_ms_p50_last_window": float(np.median(last)),
-        "latency_ms_p99_first_window": float(np.percentile(first, 99)),
-        "latency_ms_p99_last_window": float(np.percentile(last, 99)),
+        "latency_ms_p50_first_window": float(np.median(first)) if timed else None,
+        "latency_ms_p50_last_window": float(np.median(last)) if timed else None,
+        "latency_ms_p99_first_window": float(np.percentile(first, 99)) if timed else None,
+        "latency_ms_p99_last_window": float(np.percentile(last, 99)) if timed else None,
         "bag_bytes_per_step": {str(short["steps"]): short["bag_bytes_per_step"],
                                str(long["steps"]): long["bag_bytes_per_step"]},
         "ate_rmse": long["ate_rmse"],

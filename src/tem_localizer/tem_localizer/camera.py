@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from treeworld_schema import ConfigError
 
-# torchvision is imported where it is used, not here: importing it takes about 1.3 s (it loads
-# torch._dynamo), which every localizer node and every `treeworld` command would pay at start
+# torchvision is imported where it is used, not here: importing it takes over a second (it
+# loads torch._dynamo), which every localizer node and every `treeworld` command would pay
 
 RAW_ENCODINGS = {"rgb8": (3, "u1"), "bgr8": (3, "u1"), "mono8": (1, "u1"), "32FC1": (1, "f4")}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

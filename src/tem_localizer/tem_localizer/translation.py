@@ -30,7 +30,7 @@ def translation_kernel(action: torch.Tensor, cell_size: float, filter_size: int,
     weights = (1 - (taps[None, None, :] - pre_index[..., None]).abs()).clamp_min(0)  # (B, 2, f)
     kernel = weights[:, 1, :, None] * weights[:, 0, None, :]                     # (B, f, f)
     if blur_sigma > 0:
-        # imported here: torchvision takes about 1.3 s to import, and only this option needs it
+        # imported here: torchvision takes over a second to import; only this option needs it
         import torchvision.transforms.v2.functional as TF
 
         size = 2 * math.ceil(3 * blur_sigma) + 1

@@ -288,7 +288,7 @@ def test_the_graph_discovers_only_this_machine_unless_asked(monkeypatch, capsys,
 
 
 def test_starting_the_command_or_a_localizer_node_does_not_import_torchvision():
-    """Importing torchvision takes about 1.3 s (it loads torch._dynamo); only camera
+    """Importing torchvision takes over a second (it loads torch._dynamo); only camera
     decoding, mobilenet and a blurred translation kernel need it, so they import it."""
     code = ("import sys, tem_localizer.node, treeworld_bringup.cli; "
             "print(sorted(name for name in sys.modules if name.startswith('torchvision')))")
