@@ -166,7 +166,10 @@ def test_a_recorded_dead_reckoning_launch_ends_without_belief_grids(tmp_path):
                               capture_output=True, text=True, timeout=120,
                               env=ros_env(private_domain()))
     assert launched.returncode == 0, launched.stderr[-2000:]
-    assert "partial" not in json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "partial" not in metrics
+    # timed although it has no loss to report
+    assert metrics["launch"]["localizer_step_latency_ms"]["steps"] == steps
     with BagReader(out / "bag") as bag:
         counts = {topic: sum(1 for _ in bag.messages([topic]))
                   for topic in (io.ODOM, io.POSE, io.BELIEF)}

@@ -146,7 +146,7 @@ def command_launch(args: argparse.Namespace) -> int:
         latencies = np.asarray(info["latencies_ms"])
         extra["launch"]["localizer_step_latency_ms"] = {
             f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
-        } | {"max": float(latencies.max())}
+        } | {"max": float(latencies.max()), "steps": len(latencies)}
     cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
     extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path)),
               ("logs", lambda path: _copy_logs(info["logs"], path))]
