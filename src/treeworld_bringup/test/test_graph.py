@@ -79,19 +79,29 @@ def test_graph_delivers_every_step_with_spec_geometry_and_the_simulator_ends_it(
     with ros_context(private_domain()) as (context, add_node):
         recorder = Recorder(settings.world.step_period, context)
         add_node(recorder)
-        nodes = NodeProcesses(["treeworld_sim", "spiral_controller", "tem_localizer"],
-                              parameters, tmp_path)
+        nodes = NodeProcesses(["treeworld_sim", "spiral_controller"], parameters, tmp_path)
+        localizer = None
         try:
+            # The simulator steps once the localizer is up and exits once the readers it
+            # knows of have the run; this recorder is not one it waits for, so the localizer
+            # starts only after the recorder has found the simulator: a 200-step run takes
+            # 2 s, and it once ended before discovery had matched the two
+            wait_for(lambda: recorder.count_publishers(io.GROUND_TRUTH) > 0, 60,
+                     "the simulator's publishers", nodes.check_alive)
+            localizer = NodeProcesses(["tem_localizer"], parameters, tmp_path)
             wait_for(lambda: len(recorder.poses) == steps and len(recorder.beliefs) == steps
                      and len(recorder.truth) == steps + 1, 120, "every step's output",
-                     nodes.check_alive)
+                     lambda: (nodes.check_alive(), localizer.check_alive()))
             # the run is complete and the localizer has it all: the simulator exits by itself
             simulator = nodes.processes["treeworld_sim"]
             wait_for(lambda: simulator.poll() is not None, 30, "the simulator to exit")
             assert simulator.returncode == 0
         finally:
             nodes.stop()
-        assert not any(pid_alive(pid) for pid in nodes.pids.values())
+            if localizer is not None:
+                localizer.stop()
+        started = [*nodes.pids.values(), *(localizer.pids.values() if localizer else [])]
+        assert not any(pid_alive(pid) for pid in started)
     grid = recorder.beliefs[steps - 1]
     assert grid.header.frame_id == "map"
     assert grid.info.resolution == pytest.approx(10.0)

@@ -161,7 +161,8 @@ class Gatherer(Node):
             self.data.localizer_handled = max(self.data.localizer_handled, step)
             # every step handled is timed, also those with no loss (dead reckoning's; slam's
             # on new ground), or the latencies would leave out the cheap steps
-            self.data.latencies_ms.append(float(values[keys.STEP_LATENCY_MS]))
+            if keys.STEP_LATENCY_MS in values:
+                self.data.latencies_ms.append(float(values[keys.STEP_LATENCY_MS]))
             if values.get(keys.LOSS, "nan") != "nan":
                 self.data.losses[step] = float(values[keys.LOSS])
             self.report_progress()
