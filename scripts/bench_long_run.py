@@ -127,7 +127,7 @@ def run(steps: int, localizer: str) -> dict:
 
 def plot(long: dict, path: Path) -> None:
     latencies = np.asarray(long["latencies_ms"])
-    # the localizer reports a step's latency with its loss; dead reckoning has none
+    # a run shorter than one window has too few steps to show latency over the run
     timed = len(latencies) >= WINDOW
     fig, axes = plt.subplots(3 if timed else 2, 1, figsize=(9, 8.5 if timed else 6),
                              sharex=True)
@@ -175,7 +175,7 @@ def main() -> None:
     plot(long, args.out / f"{name}.png")
     windows = long["window_steps_per_second"]
     latencies = np.asarray(long["latencies_ms"])
-    timed = len(latencies) >= WINDOW          # (None in the JSON when the localizer has none)
+    timed = len(latencies) >= WINDOW          # (None in the JSON for a run under a window)
     first, last = latencies[:WINDOW], latencies[-WINDOW:]
     summary = {
         "steps": args.steps,
