@@ -151,9 +151,9 @@ class Slam:
         loop-closure gate or the smell prediction reaches, and their distances from it, the
         keyframes there brought up to date first: one search a step serves both."""
         radius = max(self.gate_radius(place), 2 * self.settings.prediction_radius)
-        keyframes = self.places.keyframes_near(self.position, radius)
-        self._refresh(keyframes)
-        nearby, distance = self.places.within(keyframes, self.position, radius)
+        near = self.places.near(self.position, radius)
+        self._refresh(near.moving)
+        nearby, distance = self.places.within(near, self.position, radius)
         old = nearby <= place - self.settings.closure.exclude
         return nearby[old], distance[old]
 

@@ -116,8 +116,10 @@ def test_few_passes_keeps_the_first_the_newest_and_passes_spread_between():
 
 def test_places_within_a_radius_are_found_through_their_keyframes_as_by_brute_force():
     """``within`` looks only at keyframes that can hold a place inside the circle (their own
-    distance less the farthest offset on them); it must find exactly what checking every
-    place finds, places whose keyframe is outside the circle included."""
+    distance less the farthest offset on them) and at the places settled keyframes hold; it
+    must find exactly what checking every place finds, in order, places whose keyframe is
+    outside the circle included: while every keyframe may still move, when half of them
+    have settled and when all have (each round after searches that saw the cells before)."""
     rng = np.random.default_rng(5)
     places = PlaceMap(4, keyframe_every=4)
     for keyframe in range(60):
@@ -125,18 +127,28 @@ def test_places_within_a_radius_are_found_through_their_keyframes_as_by_brute_fo
         for _ in range(4):      # long strides: offsets reach well beyond a keyframe
             places.add_place(np.zeros(4), np.zeros(2), rng.normal(0, 15, 2))
     everything = np.arange(len(places))
-    through_outside_keyframes = 0
-    for centre, radius in ((np.zeros(2), 20.0), (np.array([30.0, -10.0]), 7.5),
-                           (np.array([-60.0, 60.0]), 25.0)):
-        keyframes = places.keyframes_near(centre, radius)
-        found, distance = places.within(keyframes, centre, radius)
-        apart = np.linalg.norm(places.positions(everything) - centre, axis=1)
-        np.testing.assert_array_equal(found, everything[apart <= radius])
-        np.testing.assert_allclose(distance, apart[apart <= radius])
-        through_outside_keyframes += int((np.linalg.norm(
-            places.keyframe_positions.data[places.keyframe_of(found)] - centre, axis=1)
-            > radius).sum())
-    assert through_outside_keyframes > 0
+    through_outside_keyframes = on_settled_keyframes = 0
+    for first, settled in ((0, 0), (0, 30), (30, 60)):
+        for keyframe in range(first, settled):
+            places.settle_keyframe(keyframe, places.keyframe_positions.data[keyframe])
+        for centre, radius in ((np.zeros(2), 20.0), (np.array([30.0, -10.0]), 7.5),
+                               (np.array([-60.0, 60.0]), 25.0)):
+            found, distance = places.within(places.near(centre, radius), centre, radius)
+            apart = np.linalg.norm(places.positions(everything) - centre, axis=1)
+            np.testing.assert_array_equal(found, everything[apart <= radius])
+            np.testing.assert_allclose(distance, apart[apart <= radius])
+            through_outside_keyframes += int((np.linalg.norm(
+                places.keyframe_positions.data[places.keyframe_of(found)] - centre, axis=1)
+                > radius).sum())
+            on_settled_keyframes += int((places.keyframe_of(found) < settled).sum())
+    assert through_outside_keyframes > 0 and on_settled_keyframes > 0
+
+
+def hashed_near(places: PlaceMap, centre: np.ndarray) -> np.ndarray:
+    """Every keyframe the spatial hash offers to a search at ``centre``, in order."""
+    near = places.near(centre, 0.0)
+    return np.sort(np.concatenate([near.moving,
+                                   *(cell.keyframes.view() for cell in near.settled)]))
 
 
 def test_a_cell_visited_again_and_again_keeps_a_bounded_spread_of_keyframes_searchable():
@@ -146,7 +158,7 @@ def test_a_cell_visited_again_and_again_keeps_a_bounded_spread_of_keyframes_sear
     for index in range(visits):
         places.add_keyframe(here)
         places.settle_keyframe(index, here)
-    searched = places.keyframes_near(here, 0.0)
+    searched = hashed_near(places, here)
     assert SEARCHED_PER_CELL // 2 < len(searched) <= SEARCHED_PER_CELL
     spacing = np.unique(np.diff(searched))              # evenly over the whole run
     assert searched[0] == 0 and len(spacing) == 1 and visits - searched[-1] <= spacing[0]
@@ -260,7 +272,7 @@ def test_keyframe_estimates_read_in_one_pass_match_the_optimizer_key_by_key():
     np.testing.assert_array_equal(places.keyframe_positions.view(), expected)
     for k in keyframes:
         cell = tuple(np.floor(expected[k] / places.cell).astype(int))
-        assert k in places.keyframes_near(expected[k], 0.0)
+        assert k in hashed_near(places, expected[k])
         assert tuple(places.hashed_cells.data[k]) == cell
 
 
