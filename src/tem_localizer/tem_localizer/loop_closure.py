@@ -75,23 +75,26 @@ def candidates(nearby: np.ndarray, distance: np.ndarray, radius: float,
 
 
 def find_closure(places: PlaceMap, current: int, found: np.ndarray,
-                 settings: ClosureSettings, crossings: bool = True
+                 settings: ClosureSettings, retraces: bool = True, crossings: bool = True
                  ) -> Closure | Rejection | None:
     """A closure for place ``current`` against the ``candidates`` ``found``, the reason none
-    was taken, or None when there was nothing to compare with; ``crossings``: whether to look
-    for a crossing too (not when one could not be taken now)."""
+    was taken, or None when there was nothing to compare with or nothing that could be taken
+    now; ``retraces``, ``crossings``: whether a closure of that kind could be taken now (not
+    within its cooldown of the last one)."""
     if len(found) == 0 or current < settings.window:
         return None
     recent = places.codes.data[current - settings.window + 1:current + 1].astype(np.float32)
     strength = np.linalg.norm(recent, axis=1)
-    retrace = _retrace(places, current, found, recent, settings) \
+    match = _match_window(places, current, found, recent, settings) \
         if strength.min() >= settings.min_strength else Rejection("weak")
-    if isinstance(retrace, Closure):
-        return retrace
+    if isinstance(match, _WindowMatch):
+        # on cooldown the agent retraces what it closed on a few steps ago: the search ends
+        # with nothing to add, and the offset and covariance are not worked out
+        return _retrace(places, current, recent, match, settings) if retraces else None
     if not crossings or strength[-settings.crossing_tail - 1:].min() < settings.min_strength:
-        return retrace
+        return match
     crossing = _crossing(places, current, found, settings)
-    return crossing if crossing is not None else retrace
+    return crossing if crossing is not None else match
 
 
 def _ambiguous(places: PlaceMap, found: np.ndarray, scores: np.ndarray, best: int,
@@ -101,8 +104,17 @@ def _ambiguous(places: PlaceMap, found: np.ndarray, scores: np.ndarray, best: in
     return bool(far.any() and scores[far].min() < settings.ambiguity_ratio * scores[best])
 
 
-def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarray,
-             settings: ClosureSettings) -> Closure | Rejection:
+@dataclass(frozen=True)
+class _WindowMatch:
+    """The last ``window`` codes retrace the stretch of the past that ends at ``old``."""
+    old: int                  # the old place
+    distance: float           # the window distance (code units)
+    path: np.ndarray          # (w, 2) the window's odometry path
+    gradient: float           # the window's median code change per world unit
+
+
+def _match_window(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarray,
+                  settings: ClosureSettings) -> _WindowMatch | Rejection:
     window = settings.window
     path = places.relative_positions(current - window + 1, current, current)   # (w, 2)
     moved = np.linalg.norm(np.diff(path, axis=0), axis=1)
@@ -129,16 +141,20 @@ def _retrace(places: PlaceMap, current: int, found: np.ndarray, recent: np.ndarr
         return Rejection("no_match")
     if _ambiguous(places, found, distance, best, settings):
         return Rejection("ambiguous")
-    old_place = int(found[best])
-    offset = _sub_step(places, old_place, current, recent, distance[best], settings)
+    return _WindowMatch(int(found[best]), distance[best], path, gradient)
+
+
+def _retrace(places: PlaceMap, current: int, recent: np.ndarray, match: _WindowMatch,
+             settings: ClosureSettings) -> Closure:
+    offset = _sub_step(places, match.old, current, recent, match.distance, settings)
     # the direction the window moved in most (not its net displacement: a window that went
     # out and back, as a forager does at a tree, has none)
-    along = np.linalg.svd(np.diff(path, axis=0))[2][0]
+    along = np.linalg.svd(np.diff(match.path, axis=0))[2][0]
     across = np.array([-along[1], along[0]])
-    sigma = max(distance[best] / gradient, settings.min_sigma)
+    sigma = max(match.distance / match.gradient, settings.min_sigma)
     covariance = sigma**2 * np.outer(along, along) + \
         settings.across_track_sigma**2 * np.outer(across, across)
-    return Closure(old_place, current, offset, covariance, "retrace")
+    return Closure(match.old, current, offset, covariance, "retrace")
 
 
 def _median(values: np.ndarray) -> float:

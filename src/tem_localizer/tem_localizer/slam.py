@@ -222,13 +222,12 @@ class Slam:
             return None
         found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
         self.counters.searched += int(len(found) > 0)
-        result = find_closure(self.places, place, found, settings.closure, crossing_ready)
+        result = find_closure(self.places, place, found, settings.closure, retrace_ready,
+                              crossing_ready)
         if result is None:
             return None
         if isinstance(result, Rejection):
             self.counters.count(self.counters.rejected, result.reason)
-            return None
-        if result.kind == "retrace" and not retrace_ready:
             return None
         old_keyframe = int(self.places.keyframe_of(result.old))
         # keyframe to keyframe: the places' offsets from their keyframes are odometry
