@@ -89,21 +89,25 @@ class ScrollingBelief:
 
     @belief.setter
     def belief(self, value: torch.Tensor) -> None:
-        self._belief, self._summary = value, None
+        self._belief, self._mean, self._covariance = value, None, None
 
-    def _summarized(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean relative to the window's centre, covariance), computed once per belief."""
-        if self._summary is None:
-            summary = self.grid.summarize(self._belief)
-            self._summary = (summary.mean[0].double().cpu().numpy(),
-                             summary.covariance[0].double().cpu().numpy())
-        return self._summary
+    def _local_mean(self) -> tuple[torch.Tensor, np.ndarray]:
+        """The mean relative to the window's centre, (1, 2) and (2,), once per belief."""
+        if self._mean is None:
+            mean = self.grid.mean(self._belief)
+            self._mean = mean, mean[0].double().cpu().numpy()
+        return self._mean
 
     def mean(self) -> np.ndarray:
-        return self._summarized()[0] + self.centre
+        return self._local_mean()[1] + self.centre
 
     def covariance(self) -> np.ndarray:
-        return self._summarized()[1]
+        """Computed once per belief, and only when asked for: a closing step moves the
+        belief twice, and re-centring needs only the mean."""
+        if self._covariance is None:
+            self._covariance = self.grid.covariance(self._belief, self._local_mean()[0])[0] \
+                .double().cpu().numpy()
+        return self._covariance
 
     def _recentre(self) -> None:
         local = self.mean() - self.centre

@@ -65,14 +65,23 @@ class BeliefGrid:
 
     def summarize(self, belief: torch.Tensor) -> BeliefSummary:
         """Mean, covariance and most likely cell of (B, S, S) normalized beliefs."""
-        batch = belief.shape[0]
-        cells = self.cell_centres(belief.device, belief.dtype).reshape(-1, 2)  # (S*S, 2)
-        weights = belief.reshape(batch, -1)                                    # (B, S*S)
-        mean = weights @ cells                                                 # (B, 2)
-        centred = cells[None] - mean[:, None, :]                               # (B, S*S, 2)
-        covariance = torch.einsum("bc,bci,bcj->bij", weights, centred, centred)
-        mode = cells[weights.argmax(dim=1)]                                    # (B, 2)
-        return BeliefSummary(mean, covariance, mode)
+        mean = self.mean(belief)
+        mode = self._cells(belief)[belief.reshape(belief.shape[0], -1).argmax(dim=1)]  # (B, 2)
+        return BeliefSummary(mean, self.covariance(belief, mean), mode)
+
+    def mean(self, belief: torch.Tensor) -> torch.Tensor:
+        """(B, 2) mean of (B, S, S) normalized beliefs."""
+        return belief.reshape(belief.shape[0], -1) @ self._cells(belief)
+
+    def covariance(self, belief: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """(B, 2, 2) covariance of (B, S, S) normalized beliefs about their ``mean`` (B, 2)."""
+        weights = belief.reshape(belief.shape[0], -1)                          # (B, S*S)
+        centred = self._cells(belief)[None] - mean[:, None, :]                 # (B, S*S, 2)
+        return torch.einsum("bc,bci,bcj->bij", weights, centred, centred)
+
+    def _cells(self, belief: torch.Tensor) -> torch.Tensor:
+        """(S*S, 2) cell centres on ``belief``'s device and dtype."""
+        return self.cell_centres(belief.device, belief.dtype).reshape(-1, 2)
 
     def to_occupancy(self, belief: torch.Tensor) -> torch.Tensor:
         """(B, S*S) int8 in 0..100, row-major, 100 = the most likely cell (OccupancyGrid.data)."""
