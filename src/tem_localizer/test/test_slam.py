@@ -10,7 +10,8 @@ import pytest
 from gtsam.symbol_shorthand import X
 
 from tem_localizer import Localizer, LocalizerConfig
-from tem_localizer.loop_closure import Closure, _meetings, candidates
+from tem_localizer.belief import ScrollingBelief
+from tem_localizer.loop_closure import Closure, _meetings, candidates, find_closure
 from tem_localizer.map_file import MapFileError, load_map, save_map
 from tem_localizer.place_map import SEARCHED_PER_CELL, PlaceMap
 from tem_localizer.slam import Slam, SlamSettings, _Candidate
@@ -213,6 +214,41 @@ def test_a_retrace_a_fraction_of_a_step_off_the_old_track_still_closes():
     errors = np.linalg.norm(estimates - path, axis=1)
     assert slam.counters.accepted.get("retrace", 0) >= 1
     assert errors[75:].max() < 1.0
+
+
+def test_a_retrace_within_its_cooldown_takes_nothing_and_tries_no_crossing():
+    """On the second lap of a circle the last window retraces the first: taken when a
+    retrace may be, nothing at all within its cooldown (not a crossing in its place)."""
+    slam = Slam(DIM, settings())
+    drive(slam, circle(laps=2)[:100])
+    current = len(slam.places) - 1
+    nearby, distance = slam._neighbourhood(current)
+    found = candidates(nearby, distance, 20.0, slam.settings.closure)
+    taken = find_closure(slam.places, current, found, slam.settings.closure)
+    assert isinstance(taken, Closure) and taken.kind == "retrace"
+    assert abs(taken.old - (current - 60)) <= 1                  # one lap before
+    assert find_closure(slam.places, current, found, slam.settings.closure,
+                        retraces=False) is None
+
+
+def test_the_belief_mean_and_covariance_follow_every_move_and_shift():
+    """Worked out once per belief and only when asked for, yet always those of the belief
+    as it is: after a step's blur, after a closure's shift and a re-centring."""
+    localizer = Localizer(slam_config())
+    front = ScrollingBelief(localizer.grid, localizer.device, max_action_norm=20.0)
+    grid = localizer.grid
+    before = front.covariance()
+    for change in (lambda: front.move(np.array([3.3, -1.2])),
+                   lambda: front.shift(np.array([12.4, 7.9])),
+                   lambda: front.move(np.array([0.0, 0.0])),
+                   lambda: front.shift(np.array([400.0, 0.0]))):      # beyond the margin
+        change()
+        summary = grid.summarize(front.belief)
+        assert np.array_equal(front.mean(), summary.mean[0].double().cpu().numpy()
+                              + front.centre)
+        assert np.array_equal(front.covariance(), summary.covariance[0].double().cpu().numpy())
+    assert not np.allclose(front.covariance(), before)           # the blur widened it
+    assert front.centre[0] > 0                                   # and the window moved along
 
 
 def test_pacing_back_and_forth_over_mapped_ground_keeps_the_estimate():
