@@ -120,7 +120,7 @@ def run(steps: int, localizer: str) -> dict:
     # step, the others work off those steps without it, faster
     drain = settings.world.max_lead_steps
     before_drain = (WINDOW - drain) / (arrival[steps - drain - 1] - arrival[steps - WINDOW]) \
-        if WINDOW > drain else None
+        if steps >= WINDOW > drain else None
     bag_bytes = sum(f.stat().st_size for f in info["bag"].iterdir())
     shutil.rmtree(info["workspace"], ignore_errors=True)
     return {"steps": steps, "localizer": localizer,
