@@ -10,6 +10,10 @@ from pathlib import Path
 from treeworld_schema import setting
 
 
+class DeviceUnavailable(RuntimeError):
+    """The configured ``device`` (CUDA) is not present."""
+
+
 @dataclass(frozen=True)
 class LocalizerConfig:
     """How the agent localizes from odometry and smell. World units, cells, steps."""
@@ -143,6 +147,12 @@ class LocalizerConfig:
     path_max_poses: int = setting(
         1000, "ROS node: /tem/path holds at most this many poses, evenly spaced over the run",
         low=2, high=100_000)
+
+    @property
+    def cell_size(self) -> float:
+        """World units per belief-grid cell (``extent`` spans ``grid_size`` - 1 of them), for
+        code that needs the grid's scale but not the grid (grid.BeliefGrid loads torch)."""
+        return self.extent / (self.grid_size - 1)
 
     @property
     def keeps_belief_grid(self) -> bool:

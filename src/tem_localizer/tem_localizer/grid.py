@@ -88,9 +88,3 @@ class BeliefGrid:
         flat = belief.reshape(belief.shape[0], -1)
         peak = flat.max(dim=1, keepdim=True).values.clamp_min(torch.finfo(flat.dtype).tiny)
         return torch.round(flat / peak * 100).to(torch.int8)
-
-    def from_occupancy(self, data: torch.Tensor) -> torch.Tensor:
-        """(B, S*S) int8 0..100 -> (B, S, S) normalized beliefs (quantized to 1% of the peak;
-        unknown cells, -1, count as 0)."""
-        values = data.to(torch.float32).clamp_min(0).reshape(-1, self.size, self.size)
-        return values / values.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)

@@ -16,7 +16,7 @@ import torch
 
 from tem_localizer.belief import ScrollingBelief
 from tem_localizer.camera import CameraEncoder
-from tem_localizer.config import LocalizerConfig
+from tem_localizer.config import DeviceUnavailable, LocalizerConfig
 from tem_localizer.grid import BeliefGrid
 from tem_localizer.heading import OdometryHeading
 from tem_localizer.loop_closure import ClosureSettings
@@ -26,10 +26,6 @@ from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
 RELOCALIZATION_SMELL_SIGMA = 2.5   # code units: a smell this far from a cell's still fits it
-
-
-class DeviceUnavailable(RuntimeError):
-    """CUDA was asked for but is not present."""
 
 
 def resolve_device(name: str) -> torch.device:

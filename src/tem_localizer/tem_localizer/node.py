@@ -30,8 +30,8 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from tem_localizer.camera import CompressedFrame, RawImage
-from tem_localizer.config import LocalizerConfig
-from tem_localizer.localizer import DeviceUnavailable, Localizer, LocalizerStep
+from tem_localizer.config import DeviceUnavailable, LocalizerConfig
+from tem_localizer.localizer import Localizer, LocalizerStep
 from tem_localizer.map_file import MapFileError
 from tem_localizer.place_map import GrowingArray
 from tem_localizer.stream import SensorStream, StreamEvent

@@ -38,12 +38,10 @@ def test_summary_of_a_single_cell():
     assert summary.covariance.abs().max() == 0
 
 
-def test_occupancy_round_trip_scales_the_peak_to_100():
+def test_occupancy_scales_the_peak_to_100():
     grid = BeliefGrid(5, 4.0)
     belief = torch.zeros(1, 5, 5)
     belief[0, 1, 2], belief[0, 1, 3] = 0.75, 0.25
     data = grid.to_occupancy(belief)
     assert data.dtype == torch.int8 and data.shape == (1, 25)
     assert int(data[0, 1 * 5 + 2]) == 100 and int(data[0, 1 * 5 + 3]) == 33
-    back = grid.from_occupancy(data)
-    assert float(back[0, 1, 2]) == pytest.approx(100 / 133)

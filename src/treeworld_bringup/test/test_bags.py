@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from nav_msgs.msg import Odometry
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -28,10 +29,11 @@ from ros_support import (
     stop_all,
     wait_for,
 )
-from tem_localizer import Localizer
+from tem_localizer import BeliefGrid, Localizer
 from treeworld_bringup.bags import STACK_TOPICS, BagError, BagReader
 from treeworld_bringup.cli import main
 from treeworld_bringup.launcher import NodeProcesses
+from treeworld_bringup.recording import belief_from_occupancy
 from treeworld_bringup.replay import replay, replay_events
 from treeworld_bringup.settings import load_settings, parameter_document
 from treeworld_schema import interface as io
@@ -117,6 +119,19 @@ def test_eval_prints_what_evo_ape_prints(live_run, tmp_path, capsys):
     assert metrics["ate_rmse"] == pytest.approx(evo_rmse, abs=1e-6)
     assert metrics["total_movement"] > 0             # the run's own figures are kept
     assert set(metrics["evaluation"]) == {"ate", "ate_aligned", "rpe"}
+
+
+def test_a_belief_read_back_from_its_occupancy_grid():
+    """What the localizer publishes (the peak at 100) turned back into a belief for drawing:
+    quantized to 1 % of the peak and normalized; unknown cells (-1) count as 0."""
+    belief = torch.zeros(1, 5, 5)
+    belief[0, 1, 2], belief[0, 1, 3] = 0.75, 0.25
+    data = BeliefGrid(5, 4.0).to_occupancy(belief)[0].numpy()
+    data[0] = -1
+    back = belief_from_occupancy(data, 5)
+    assert back.shape == (5, 5) and back.sum() == pytest.approx(1.0)
+    assert back[1, 2] == pytest.approx(100 / 133) and back[1, 3] == pytest.approx(33 / 133)
+    assert back[0, 0] == 0
 
 
 def test_eval_of_a_bag_draws_the_belief(live_run, tmp_path):

@@ -287,6 +287,16 @@ def test_the_graph_discovers_only_this_machine_unless_asked(monkeypatch, capsys,
     assert not (tmp_path / "o").exists()
 
 
+def test_the_command_starts_without_torch_matplotlib_or_evo():
+    """Each takes a second or more to load; `treeworld --help`, the bag commands and the
+    launcher need none of them (a command that does imports them when it runs)."""
+    code = ("import sys, treeworld_bringup.cli; print(sorted({name.split('.')[0] for name in "
+            "sys.modules} & {'torch', 'matplotlib', 'evo'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_starting_the_command_or_a_localizer_node_does_not_import_torchvision():
     """Importing torchvision takes over a second (it loads torch._dynamo); only camera
     decoding, mobilenet and a blurred translation kernel need it, so they import it."""

@@ -2,6 +2,9 @@
 
 Every bad input ends in one line on stderr naming what is wrong, exit status 2, and nothing
 written to the output folder.
+
+A command imports what only it needs when it runs (torch, matplotlib and evo take seconds to
+load), so ``treeworld --help`` and the bag commands start without them.
 """
 from __future__ import annotations
 
@@ -14,20 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from spiral_controller import PathFileError, load_path_file
-from tem_localizer import BeliefGrid
-from tem_localizer.localizer import DeviceUnavailable
+from tem_localizer.config import DeviceUnavailable
 from tem_localizer.map_file import MapFileError
-from treeworld_bringup import benchmarks, plots, robot_bench, speed
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
-from treeworld_bringup.evaluation import format_table
-from treeworld_bringup.experiments import run_experiment
 from treeworld_bringup.launcher import DISCOVERY_RANGES, GraphStalled, NodeDied, launch_graph
-from treeworld_bringup.outputs import write_report
 from treeworld_bringup.player import PlaybackStalled
-from treeworld_bringup.replay import replay
-from treeworld_bringup.runner import run
-from treeworld_bringup.runs import RunFolderError, load_run_bag, load_run_folder
+from treeworld_bringup.recording import RunFolderError
 from treeworld_bringup.settings import EXPERIMENTS, Settings, load_settings
 from treeworld_schema import ConfigError
 from treeworld_schema.schema import with_overrides
@@ -104,6 +100,7 @@ def describe(settings: Settings, args: argparse.Namespace) -> str:
 
 def print_summary(metrics: dict, out: Path) -> None:
     """Every run ends with this report: world figures, then evo's evaluation table."""
+    from treeworld_bringup.evaluation import format_table
     keys = ("steps", "steps_per_second", "total_movement", "final_distance_from_origin",
             "health", "fruit_eaten", "poisonous_fruit_eaten", "ate_rmse", "ate_rmse_aligned",
             "rpe_rmse", "max_error", "final_error", "mean_loss", "skipped_total", "lost_count")
@@ -120,20 +117,26 @@ def print_summary(metrics: dict, out: Path) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from treeworld_bringup.outputs import write_report
+    from treeworld_bringup.runner import run
+
     settings = settings_from_args(args)
     if (args.save_map or args.load_map) and settings.localizer.method != "slam":
         raise UsageError("--save-map and --load-map need --localizer slam")
     recording, scene = run(settings, use_localizer=args.localizer != "none",
                            belief_stride=4 if args.gif else 0, load_map=args.load_map,
                            save_map=args.save_map)
-    cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
     title = f"treeworld run ({describe(settings, args)})"
-    metrics = write_report(args.out, recording, scene, title, cell_size, gif=args.gif)
+    metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
+                           gif=args.gif)
     print_summary(metrics, args.out)
     return 0
 
 
 def command_launch(args: argparse.Namespace) -> int:
+    from treeworld_bringup import plots
+    from treeworld_bringup.outputs import write_report
+
     settings = settings_from_args(args)
     result = launch_graph(settings, use_localizer=args.localizer != "none",
                           belief_stride=4 if args.gif else 0, record=args.record,
@@ -147,7 +150,6 @@ def command_launch(args: argparse.Namespace) -> int:
         extra["launch"]["localizer_step_latency_ms"] = {
             f"p{q}": float(np.percentile(latencies, q)) for q in (50, 90, 99)
         } | {"max": float(latencies.max()), "steps": len(latencies)}
-    cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
     extras = [("parameters.yaml", lambda path: shutil.copy(info["parameter_file"], path)),
               ("logs", lambda path: _copy_logs(info["logs"], path))]
     if info["bag"] is not None and info["bag"].exists():
@@ -161,8 +163,8 @@ def command_launch(args: argparse.Namespace) -> int:
             path, grid, origin, belief.info.resolution, recording, scene,
             info["last_covariance"])))
     title = f"treeworld launch ({describe(settings, args)})"
-    metrics = write_report(args.out, recording, scene, title, cell_size, extra_metrics=extra,
-                           gif=args.gif, extras=extras)
+    metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
+                           extra_metrics=extra, gif=args.gif, extras=extras)
     shutil.rmtree(info["workspace"], ignore_errors=True)
     if result.failure is not None:
         print(f"treeworld: error: {result.failure}; partial report of {recording.steps} of "
@@ -179,18 +181,25 @@ def _copy_logs(logs: dict[str, Path], folder: Path) -> None:
 
 
 def command_replay(args: argparse.Namespace) -> int:
+    from treeworld_bringup.outputs import write_report
+    from treeworld_bringup.replay import replay
+
     settings = load_settings(args.config)
     localizer = with_overrides(settings.localizer, "tem_localizer", device=args.device)
     recording, scene = replay(args.bag, Settings(settings.world, settings.controller, localizer),
                               belief_stride=4 if args.gif else 0, salvage=args.salvage)
-    cell_size = BeliefGrid(localizer.grid_size, localizer.extent).cell_size
     metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
-                           cell_size, extra_metrics={"bag": str(args.bag)}, gif=args.gif)
+                           localizer.cell_size, extra_metrics={"bag": str(args.bag)},
+                           gif=args.gif)
     print_summary(metrics, args.out)
     return 0
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    from treeworld_bringup.evaluation import format_table
+    from treeworld_bringup.outputs import write_report
+    from treeworld_bringup.runs import load_run_bag, load_run_folder
+
     source: Path = args.run
     if not source.exists():
         raise UsageError(f"{source}: no such run folder or bag")
@@ -206,15 +215,16 @@ def command_eval(args: argparse.Namespace) -> int:
         base.pop(stale, None)
     parameters = source / "parameters.yaml"     # written by treeworld launch
     localizer = load_settings(parameters if parameters.is_file() else None).localizer
-    cell_size = BeliefGrid(localizer.grid_size, localizer.extent).cell_size
-    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}", cell_size,
-                           gif=args.gif, base_metrics=base)
+    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}",
+                           localizer.cell_size, gif=args.gif, base_metrics=base)
     print(format_table(metrics["evaluation"]))
     print(f"ATE RMSE (unaligned) {metrics['ate_rmse']:.6f}; report in {out}/")
     return 0
 
 
 def command_experiment(args: argparse.Namespace) -> int:
+    from treeworld_bringup.experiments import run_experiment
+
     metrics = run_experiment(args.name, args.out, seed=args.seed, device=args.device)
     print(f"{args.name}: {EXPERIMENTS[args.name].seed_observation}")
     print_summary(metrics, args.out)
@@ -222,6 +232,8 @@ def command_experiment(args: argparse.Namespace) -> int:
 
 
 def command_bench_accuracy(args: argparse.Namespace) -> int:
+    from treeworld_bringup import benchmarks
+
     results = benchmarks.accuracy(args.out, steps=args.steps, seeds=args.seeds,
                                   scenarios=args.scenarios, noises=args.noises,
                                   localizers=args.localizers)
@@ -231,6 +243,8 @@ def command_bench_accuracy(args: argparse.Namespace) -> int:
 
 
 def command_bench_forage(args: argparse.Namespace) -> int:
+    from treeworld_bringup import benchmarks
+
     results = benchmarks.forage(args.out, steps=args.steps, seeds=args.seeds,
                                 noises=args.noises)
     print(benchmarks.forage_table(results, args.steps))
@@ -239,6 +253,8 @@ def command_bench_forage(args: argparse.Namespace) -> int:
 
 
 def command_bench_robot(args: argparse.Namespace) -> int:
+    from treeworld_bringup import robot_bench
+
     report = robot_bench.robot(args.out, steps=args.steps, seeds=args.seeds,
                                scenarios=args.scenarios)
     print(robot_bench.robot_tables(report))
@@ -247,6 +263,8 @@ def command_bench_robot(args: argparse.Namespace) -> int:
 
 
 def command_bench_speed(args: argparse.Namespace) -> int:
+    from treeworld_bringup import speed
+
     result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths,
                          not args.no_soak)
     print(speed.speed_table(result))
@@ -254,10 +272,14 @@ def command_bench_speed(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_bench_commands(commands, parser_class) -> None:
-    bench = commands.add_parser("bench", help="benchmarks whose results go into README")
-    benches = bench.add_subparsers(dest="bench_command", required=True,
-                                   parser_class=parser_class)
+def bench_parser() -> argparse.ArgumentParser:
+    """``treeworld bench``'s own parser. Its options come from the benchmark modules, which
+    load torch and matplotlib, so it is built only when a benchmark is asked for (see main)."""
+    from treeworld_bringup import benchmarks, robot_bench, speed
+
+    parser = Parser(prog="treeworld bench",
+                    description="Benchmarks whose results go into README.")
+    benches = parser.add_subparsers(dest="bench_command", required=True, parser_class=Parser)
     accuracy = benches.add_parser("accuracy", help="every localizer, path and noise level")
     accuracy.add_argument("--out", type=Path, default=Path("docs/bench"))
     accuracy.add_argument("--steps", type=int, default=benchmarks.STEPS)
@@ -287,6 +309,7 @@ def add_bench_commands(commands, parser_class) -> None:
     speed_parser = benches.add_parser("speed", help="latency and memory as the memory grows")
     speed.add_speed_options(speed_parser)
     speed_parser.set_defaults(handler=command_bench_speed)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.set_defaults(handler=command_eval)
 
     add_bag_commands(commands, Parser)
-    add_bench_commands(commands, Parser)
+    # listed here, parsed by bench_parser()
+    commands.add_parser("bench", add_help=False, help="benchmarks whose results go into "
+                        "README: accuracy, forage, robot, speed (treeworld bench --help)")
 
     experiment = commands.add_parser("experiment", help="one of the seed's experiments")
     experiment.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -349,8 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = bench_parser().parse_args(argv[1:]) if argv[:1] == ["bench"] else \
+            build_parser().parse_args(argv)
         return args.handler(args)
     except (UsageError, ConfigError, PathFileError, DeviceUnavailable, BagError,
             RunFolderError, MapFileError) as error:

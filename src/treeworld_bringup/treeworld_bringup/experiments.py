@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tem_localizer import BeliefGrid
 from treeworld_bringup.outputs import compute_metrics, write_report
 from treeworld_bringup.runner import run
 from treeworld_bringup.settings import EXPERIMENTS, experiment_settings
@@ -29,6 +28,5 @@ def run_experiment(name: str, out: Path, seed: int = 0, device: str = "auto",
         "last99_loss": {"min": float(last.min()), "mean": float(last.mean()),
                         "max": float(last.max())},
     }
-    cell_size = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent).cell_size
-    return write_report(out, recording, scene, name, cell_size, extra_metrics=extra,
-                        baseline=baseline, gif=gif)
+    return write_report(out, recording, scene, name, settings.localizer.cell_size,
+                        extra_metrics=extra, baseline=baseline, gif=gif)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-import torch
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -38,9 +37,14 @@ from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
-from tem_localizer import BeliefGrid
 from treeworld_bringup.interrupts import Stopped, StopRequests
-from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
+from treeworld_bringup.recording import (
+    NO_TREES,
+    Recording,
+    Scene,
+    belief_from_occupancy,
+    scene_from_markers,
+)
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -386,9 +390,7 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
                                keys.OPTIMIZER_FAILURES, keys.KEYFRAMES, keys.MAP_BYTES)}
     shown = [data.beliefs.get(s) for s in steps[::belief_stride]] if belief_stride else []
     if shown and all(frame is not None for frame in shown):
-        grid = BeliefGrid(settings.localizer.grid_size, settings.localizer.extent)
         recording.belief_frames = np.stack([
-            grid.from_occupancy(torch.from_numpy(frame.reshape(1, -1)))[0].numpy()
-            for frame, _ in shown])
+            belief_from_occupancy(frame, settings.localizer.grid_size) for frame, _ in shown])
         recording.belief_origins = np.array([origin for _, origin in shown])
     return recording

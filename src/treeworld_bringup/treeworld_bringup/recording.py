@@ -8,6 +8,10 @@ import numpy as np
 from treeworld_schema import topics
 
 
+class RunFolderError(Exception):
+    """A run folder or bag lacks what evaluation needs; the message names the file."""
+
+
 @dataclass(frozen=True)
 class Scene:
     """The trees, for drawing. World units."""
@@ -37,6 +41,14 @@ class Recording:
     @property
     def steps(self) -> int:
         return len(self.timestamps)
+
+
+def belief_from_occupancy(data: np.ndarray, size: int) -> np.ndarray:
+    """The (size, size) normalized belief that nav_msgs/OccupancyGrid data (size * size
+    values, 0..100 with 100 at the peak, as the localizer publishes it) stands for, quantized
+    to 1 % of the peak; unknown cells (-1) count as 0."""
+    values = np.clip(np.asarray(data, dtype=np.float32), 0, None).reshape(size, size)
+    return values / max(float(values.sum()), 1e-12)
 
 
 def scene_from_markers(markers) -> Scene:

@@ -5,25 +5,21 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from tem_localizer import BeliefGrid
 from treeworld_bringup.bags import BagReader, pose_xy, stamp_nanoseconds
 from treeworld_bringup.evaluation import associate, read_tum
 from treeworld_bringup.recording import (
     NO_TREES,
     Recording,
+    RunFolderError,
     Scene,
+    belief_from_occupancy,
     scene_from_json,
     scene_from_markers,
 )
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import topics
 from treeworld_schema.interface import status_values
-
-
-class RunFolderError(Exception):
-    """A run folder lacks what evaluation needs; the message names the file."""
 
 
 def load_run_folder(folder: Path) -> tuple[Recording, Scene, dict]:
@@ -86,12 +82,10 @@ def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
         estimates=np.stack([estimates[s] for s in stamps]),
         losses=np.array([losses.get(s, np.nan) for s in stamps]), belief_stride=belief_stride)
     if grid_info is not None and belief_stride:
-        grid = BeliefGrid(grid_info.width, grid_info.resolution * (grid_info.width - 1))
         shown = [beliefs[s] for s in stamps[::belief_stride] if s in beliefs]
         if len(shown) == len(stamps[::belief_stride]):
-            recording.belief_frames = np.stack([
-                grid.from_occupancy(torch.from_numpy(data[None]))[0].numpy()
-                for data, _ in shown])
+            recording.belief_frames = np.stack([belief_from_occupancy(data, grid_info.width)
+                                                for data, _ in shown])
             recording.belief_origins = np.array([origin for _, origin in shown])
-            recording.grid_extent = grid.extent
+            recording.grid_extent = grid_info.resolution * (grid_info.width - 1)
     return recording, scene, {"salvaged": damage} if damage else {}
