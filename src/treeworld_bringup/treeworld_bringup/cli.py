@@ -101,6 +101,7 @@ def describe(settings: Settings, args: argparse.Namespace) -> str:
 def print_summary(metrics: dict, out: Path) -> None:
     """Every run ends with this report: world figures, then evo's evaluation table."""
     from treeworld_bringup.evaluation import format_table
+
     keys = ("steps", "steps_per_second", "total_movement", "final_distance_from_origin",
             "health", "fruit_eaten", "poisonous_fruit_eaten", "ate_rmse", "ate_rmse_aligned",
             "rpe_rmse", "max_error", "final_error", "mean_loss", "skipped_total", "lost_count")
