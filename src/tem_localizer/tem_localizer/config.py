@@ -10,6 +10,12 @@ from pathlib import Path
 from treeworld_schema import setting
 
 
+def grid_cell_size(extent: float, size: int) -> float:
+    """gamma: world units per cell of a belief grid of ``size`` cells per side spanning
+    ``extent`` (cell centres on both edges: ``size`` - 1 cells across)."""
+    return extent / (size - 1)
+
+
 class DeviceUnavailable(RuntimeError):
     """The configured ``device`` (CUDA) is not present."""
 
@@ -150,9 +156,9 @@ class LocalizerConfig:
 
     @property
     def cell_size(self) -> float:
-        """World units per belief-grid cell (``extent`` spans ``grid_size`` - 1 of them), for
-        code that needs the grid's scale but not the grid (grid.BeliefGrid loads torch)."""
-        return self.extent / (self.grid_size - 1)
+        """World units per belief-grid cell, for code that needs the grid's scale but not the
+        grid (grid.BeliefGrid loads torch)."""
+        return grid_cell_size(self.extent, self.grid_size)
 
     @property
     def keeps_belief_grid(self) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tem_localizer.config import grid_cell_size
+
 
 @functools.lru_cache(maxsize=16)
 def _cell_centres(size: int, cell_size: float, device: torch.device,
@@ -42,7 +44,7 @@ class BeliefGrid:
     @property
     def cell_size(self) -> float:
         """gamma: world units per cell."""
-        return self.extent / (self.size - 1)
+        return grid_cell_size(self.extent, self.size)
 
     @property
     def occupancy_origin(self) -> tuple[float, float]:

@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from gtsam.symbol_shorthand import X
 
-from tem_localizer import Localizer, LocalizerConfig
+from tem_localizer import BeliefGrid, Localizer, LocalizerConfig
 from tem_localizer.belief import ScrollingBelief
 from tem_localizer.loop_closure import Closure, _meetings, candidates, find_closure
 from tem_localizer.map_file import MapFileError, load_map, save_map
@@ -234,9 +235,8 @@ def test_a_retrace_within_its_cooldown_takes_nothing_and_tries_no_crossing():
 def test_the_belief_mean_and_covariance_follow_every_move_and_shift():
     """Worked out once per belief and only when asked for, yet always those of the belief
     as it is: after a step's blur, after a closure's shift and a re-centring."""
-    localizer = Localizer(slam_config())
-    front = ScrollingBelief(localizer.grid, localizer.device, max_action_norm=20.0)
-    grid = localizer.grid
+    grid = BeliefGrid(101, 1000.0)
+    front = ScrollingBelief(grid, torch.device("cpu"), max_action_norm=20.0)
     before = front.covariance()
     for change in (lambda: front.move(np.array([3.3, -1.2])),
                    lambda: front.shift(np.array([12.4, 7.9])),
