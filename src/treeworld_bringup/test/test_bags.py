@@ -494,5 +494,5 @@ def test_recorded_bags_carry_crcs_compression_and_qos(live_run):
     assert [r for r in records if type(r).__name__ == "Footer"][0].summary_crc
     with Reader(live_run / "bag") as reader:          # rosbags reads the QoS back
         qos = {c.topic: c.ext.offered_qos_profiles[0] for c in reader.connections}
-    assert qos[io.SMELL].depth == 1000 and qos[io.TREES].depth == 1
+    assert qos[io.SMELL].depth == io.HISTORY_DEPTH and qos[io.TREES].depth == 1
     assert qos[io.SMELL].durability.name == "TRANSIENT_LOCAL"

@@ -187,10 +187,11 @@ def test_a_recorded_dead_reckoning_launch_ends_without_belief_grids(tmp_path):
 
 
 def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_path):
-    """Longer than the QoS history (1000): the localizer is frozen twice for 2 s while two
-    busy loops load both cores. Lockstep holds the simulator back, so the localizer, the
-    recorder and the report each get every step exactly once."""
-    steps, out, domain = 1050, tmp_path / "out", private_domain()
+    """Twice the QoS history and more: the localizer is frozen twice for 2 s (long enough
+    for the simulator alone to run past the history) while two busy loops load both cores.
+    Lockstep holds the simulator back, so the localizer, the recorder and the report each get
+    every step exactly once."""
+    steps, out, domain = 2 * io.HISTORY_DEPTH + 50, tmp_path / "out", private_domain()
     launcher = subprocess.Popen(
         [*TREEWORLD, "launch", "--steps", str(steps), "--controller", "circle", "--no-memory",
          "--device", "cpu", "--record", "--out", str(out)],
@@ -201,7 +202,7 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
         with busy_cpu(processes=2, seconds=90), ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            for pause_at in (200, 600):
+            for pause_at in (io.HISTORY_DEPTH // 2, 3 * io.HISTORY_DEPTH // 2):
                 # the newest pose, not a count: this subscriber may join the graph late
                 wait_for(lambda: max(watcher.poses, default=-1) >= pause_at, 120,
                          f"step {pause_at}")
