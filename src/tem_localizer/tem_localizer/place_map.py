@@ -67,6 +67,11 @@ class SettledCell:
         self.stride = 1
         self._places: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def ready(self) -> bool:
+        """Whether its places are worked out (``places`` then costs nothing)."""
+        return self._places is not None
+
     def add(self, keyframe: int) -> None:
         if self.arrivals % self.stride == 0:
             if self.keyframes.size == SEARCHED_PER_CELL:
@@ -122,6 +127,10 @@ class PlaceMap:
         self.hashed_cells = GrowingArray((2,), np.int64)          # (K, 2) where each is hashed
         self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)     # may still move
         self.settled_cells: dict[tuple[int, int], SettledCell] = {}        # will not
+        # kept as they change, so that nbytes (in /diagnostics every step) does not visit
+        # every cell of a map that grows with the ground covered
+        self.settled_keyframes = 0
+        self.settled_bytes = 0
 
     def __len__(self) -> int:
         return self.codes.size
@@ -132,11 +141,10 @@ class PlaceMap:
 
     @property
     def nbytes(self) -> int:
-        hashed = sum(len(members) for members in self.cells.values())
-        settled = sum(cell.nbytes for cell in self.settled_cells.values())
-        return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes + settled
-                + self.keyframe_positions.nbytes + self.reach.nbytes + 16 * hashed
-                + self.hashed_cells.nbytes)
+        hashed = self.keyframes - self.settled_keyframes     # every moving keyframe: once
+        return (self.codes.nbytes + self.odometry.nbytes + self.offsets.nbytes
+                + self.settled_bytes + self.keyframe_positions.nbytes + self.reach.nbytes
+                + 16 * hashed + self.hashed_cells.nbytes)
 
     def _cell(self, position: np.ndarray) -> tuple[int, int]:
         return math.floor(position[0] / self.cell), math.floor(position[1] / self.cell)
@@ -186,7 +194,21 @@ class PlaceMap:
             del self.cells[cell]
         if cell not in self.settled_cells:
             self.settled_cells[cell] = SettledCell()
-        self.settled_cells[cell].add(index)
+            self.settled_bytes += self.settled_cells[cell].nbytes
+        self._change_settled(self.settled_cells[cell], lambda settled: settled.add(index))
+        self.settled_keyframes += 1
+
+    def _change_settled(self, cell: SettledCell, change):
+        """``change(cell)``, keeping ``settled_bytes`` up to date."""
+        before = cell.nbytes
+        result = change(cell)
+        self.settled_bytes += cell.nbytes - before
+        return result
+
+    def _settled_places(self, cell: SettledCell) -> tuple[np.ndarray, np.ndarray]:
+        if cell.ready:
+            return cell.places(self)
+        return self._change_settled(cell, lambda settled: settled.places(self))
 
     def positions(self, places: np.ndarray) -> np.ndarray:
         """(n, 2) current positions of the given places."""
@@ -213,7 +235,7 @@ class PlaceMap:
         # (the margin: rounding must not drop a place exactly on the circle)
         moving = self.places_of(near.moving[apart <= radius + self.reach.data[near.moving]
                                             + 1e-6])
-        settled = [cell.places(self) for cell in near.settled]
+        settled = [self._settled_places(cell) for cell in near.settled]
         places = np.concatenate([*(part[0] for part in settled), moving])
         positions = np.concatenate([*(part[1] for part in settled), self.positions(moving)])
         distance = distances(positions, centre)

@@ -146,6 +146,42 @@ def test_places_within_a_radius_are_found_through_their_keyframes_as_by_brute_fo
     assert through_outside_keyframes > 0 and on_settled_keyframes > 0
 
 
+def test_the_map_size_kept_as_it_changes_equals_a_count_of_every_part():
+    """``nbytes`` goes into /diagnostics every step, so it is kept up to date as keyframes
+    settle and settled cells work out their places rather than counted over every cell; it
+    must equal the count over every cell: while keyframes move, as they settle (a cell filled
+    past SEARCHED_PER_CELL thins out), after searches that build the cells' places, and after
+    more settle into cells already built."""
+    def counted(places: PlaceMap) -> int:
+        settled = sum(cell.keyframes.data.nbytes + (
+            sum(part.nbytes for part in cell.places(places)) if cell.ready else 0)
+            for cell in places.settled_cells.values())
+        hashed = sum(len(members) for members in places.cells.values())
+        return (places.codes.nbytes + places.odometry.nbytes + places.offsets.nbytes + settled
+                + places.keyframe_positions.nbytes + places.reach.nbytes + 16 * hashed
+                + places.hashed_cells.nbytes)
+
+    rng = np.random.default_rng(9)
+    places = PlaceMap(4, keyframe_every=4)
+    keyframes = 3 * SEARCHED_PER_CELL
+    for keyframe in range(keyframes):
+        # every other one in the cell at the origin, which overfills
+        places.add_keyframe(rng.uniform(1, 19, 2) if keyframe % 2 else rng.uniform(-30, 30, 2))
+        for _ in range(4):
+            places.add_place(np.ones(4), np.zeros(2), rng.normal(0, 5, 2))
+    assert places.nbytes == counted(places)
+    for first, last in ((0, keyframes // 2), (keyframes // 2, keyframes)):
+        for keyframe in range(first, last):
+            places.settle_keyframe(keyframe, places.keyframe_positions.data[keyframe])
+            if keyframe % 17 == 0:
+                places.within(places.near(np.zeros(2), 25.0), np.zeros(2), 25.0)
+        assert places.nbytes == counted(places)
+        places.within(places.near(np.zeros(2), 40.0), np.zeros(2), 40.0)
+        assert places.nbytes == counted(places)
+    assert all(cell.ready for cell in places.settled_cells.values())
+    assert max(cell.arrivals for cell in places.settled_cells.values()) > SEARCHED_PER_CELL
+
+
 def hashed_near(places: PlaceMap, centre: np.ndarray) -> np.ndarray:
     """Every keyframe the spatial hash offers to a search at ``centre``, in order."""
     near = places.near(centre, 0.0)
