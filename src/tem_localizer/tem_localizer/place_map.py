@@ -92,6 +92,7 @@ class SettledCell:
         if self._places is None:
             places = place_map.places_of(self.keyframes.view())
             self._places = (places, place_map.positions(places))
+            place_map.settled_bytes += places.nbytes + self._places[1].nbytes
         return self._places
 
     @property
@@ -127,8 +128,9 @@ class PlaceMap:
         self.hashed_cells = GrowingArray((2,), np.int64)          # (K, 2) where each is hashed
         self.cells: dict[tuple[int, int], set[int]] = defaultdict(set)     # may still move
         self.settled_cells: dict[tuple[int, int], SettledCell] = {}        # will not
-        # kept as they change, so that nbytes (in /diagnostics every step) does not visit
-        # every cell of a map that grows with the ground covered
+        # kept as they change (here and by SettledCell.places), so that nbytes, in
+        # /diagnostics every step, does not visit every cell of a map that grows with the
+        # ground covered
         self.settled_keyframes = 0
         self.settled_bytes = 0
 
@@ -195,20 +197,11 @@ class PlaceMap:
         if cell not in self.settled_cells:
             self.settled_cells[cell] = SettledCell()
             self.settled_bytes += self.settled_cells[cell].nbytes
-        self._change_settled(self.settled_cells[cell], lambda settled: settled.add(index))
+        settled = self.settled_cells[cell]
+        before = settled.nbytes        # adding may grow its array and drop its places
+        settled.add(index)
+        self.settled_bytes += settled.nbytes - before
         self.settled_keyframes += 1
-
-    def _change_settled(self, cell: SettledCell, change):
-        """``change(cell)``, keeping ``settled_bytes`` up to date."""
-        before = cell.nbytes
-        result = change(cell)
-        self.settled_bytes += cell.nbytes - before
-        return result
-
-    def _settled_places(self, cell: SettledCell) -> tuple[np.ndarray, np.ndarray]:
-        if cell.ready:
-            return cell.places(self)
-        return self._change_settled(cell, lambda settled: settled.places(self))
 
     def positions(self, places: np.ndarray) -> np.ndarray:
         """(n, 2) current positions of the given places."""
@@ -235,7 +228,7 @@ class PlaceMap:
         # (the margin: rounding must not drop a place exactly on the circle)
         moving = self.places_of(near.moving[apart <= radius + self.reach.data[near.moving]
                                             + 1e-6])
-        settled = [self._settled_places(cell) for cell in near.settled]
+        settled = [cell.places(self) for cell in near.settled]
         places = np.concatenate([*(part[0] for part in settled), moving])
         positions = np.concatenate([*(part[1] for part in settled), self.positions(moving)])
         distance = distances(positions, centre)
