@@ -6,11 +6,15 @@ lengths. The last window is also timed without its last `max_lead_steps` steps, 
 other nodes work off after the simulator has published its last step (the drain).
 
     .venv/bin/python scripts/bench_long_run.py [--steps 10000] [--short 1000] [--out docs/bench]
-        [--localizer slam|tem2d|deadreckoning]
+        [--localizer slam|tem2d|deadreckoning] [--controller circle|random|spiral]
 
 Writes OUT/long_run.png (latency and throughput over the run) and OUT/long_run.json (with
-another localizer than slam: long_run_LOCALIZER.png and .json). Dead reckoning does the same
-work every step, so with it the run shows what the graph itself costs as the run grows.
+another localizer than slam: long_run_LOCALIZER.png and .json; with another controller than
+the circle, _CONTROLLER added). Dead reckoning does the same work every step, so with it the
+run shows what the graph itself costs as the run grows; a random walk keeps covering new
+ground, so with it the map's size does. As this machine's speed drifts by 10 to 30 % within
+minutes, the summary also gives last/first scaled by the simulator's CPU time per step in the
+two windows (its work per step never changes).
 """
 from __future__ import annotations
 
@@ -96,18 +100,18 @@ class CpuSampler:
         return result
 
 
-def settings_for(steps: int, localizer: str) -> Settings:
+def settings_for(steps: int, localizer: str, controller: str) -> Settings:
     defaults = Settings()
     return Settings(dataclasses.replace(defaults.world, steps=steps, odometry_noise=1.0),
-                    dataclasses.replace(defaults.controller, controller="circle"),
+                    dataclasses.replace(defaults.controller, controller=controller),
                     dataclasses.replace(defaults.localizer, method=localizer,
                                         odometry_sigma=1.0, device="cpu"))
 
 
-def run(steps: int, localizer: str) -> dict:
+def run(steps: int, localizer: str, controller: str) -> dict:
     """One recorded launch: per-window steps/s, latencies, bag bytes per step."""
     sampler = CpuSampler()
-    settings = settings_for(steps, localizer)
+    settings = settings_for(steps, localizer, controller)
     result = launch_graph(settings, use_localizer=True, record=True)
     sampler.stop()
     if result.failure is not None:
@@ -123,7 +127,7 @@ def run(steps: int, localizer: str) -> dict:
         if steps >= WINDOW > drain else None
     bag_bytes = sum(f.stat().st_size for f in info["bag"].iterdir())
     shutil.rmtree(info["workspace"], ignore_errors=True)
-    return {"steps": steps, "localizer": localizer,
+    return {"steps": steps, "localizer": localizer, "controller": controller,
             "steps_per_second": result.recording.summary["steps_per_second"],
             "window_steps_per_second": windows, "latencies_ms": info["latencies_ms"],
             "last_window_before_drain": before_drain,
@@ -161,8 +165,8 @@ def plot(long: dict, path: Path) -> None:
     cpu.set_xlabel("step")
     cpu.set_ylim(0, stacked.max() * 1.35)                       # room for the legend
     cpu.legend(loc="upper center", fontsize=8, ncol=5)
-    fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, {long['localizer']}, "
-                 "recording every topic (2-core machine)")
+    fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, {long['controller']}, "
+                 f"{long['localizer']}, recording every topic (2-core machine)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -175,19 +179,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/bench"))
     parser.add_argument("--localizer", choices=LocalizerConfig.__dataclass_fields__[
         "method"].metadata["choices"], default=LocalizerConfig.method)
+    parser.add_argument("--controller", choices=("circle", "random", "spiral"), default="circle")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", "92")
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "long_run" if args.localizer == "slam" else f"long_run_{args.localizer}"
-    short, long = run(args.short, args.localizer), run(args.steps, args.localizer)
+    name = "long_run" + ("" if args.localizer == "slam" else f"_{args.localizer}") + \
+        ("" if args.controller == "circle" else f"_{args.controller}")
+    short = run(args.short, args.localizer, args.controller)
+    long = run(args.steps, args.localizer, args.controller)
     plot(long, args.out / f"{name}.png")
     windows = long["window_steps_per_second"]
     latencies = np.asarray(long["latencies_ms"])
     timed = len(latencies) >= WINDOW          # (None in the JSON for a run under a window)
     first, last = latencies[:WINDOW], latencies[-WINDOW:]
+    simulator = long["cpu_ms_per_step"]["treeworld_sim"]
     summary = {
         "steps": args.steps,
         "localizer": args.localizer,
+        "controller": args.controller,
         "steps_per_second_first_window": windows[0],
         "steps_per_second_last_window": windows[-1],
         "last_over_first": windows[-1] / windows[0],
@@ -195,6 +204,9 @@ def main() -> None:
         "steps_per_second_last_window_before_drain": long["last_window_before_drain"],
         "last_before_drain_over_first": long["last_window_before_drain"] / windows[0]
         if long["last_window_before_drain"] else None,
+        # derived, not the goal's figure: as if the machine had run at one speed throughout
+        "last_over_first_at_simulator_pace": windows[-1] / windows[0] * simulator[-1]
+        / simulator[0],
         "latency_ms_p50_first_window": float(np.median(first)) if timed else None,
         "latency_ms_p50_last_window": float(np.median(last)) if timed else None,
         "latency_ms_p99_first_window": float(np.percentile(first, 99)) if timed else None,
