@@ -42,8 +42,8 @@ START_YAW = math.pi / 4    # the agent starts at the origin heading (1, 1) / sqr
 # never runs more than ``max_lead_steps`` (at most half of this) ahead of its slowest required
 # reader, so no reader's history can overflow however slow it is. Deeper buys a late joiner more
 # of the past, but every writer's history takes this many steps to fill, and a graph whose
-# histories are still filling runs measurably faster than one that has settled (README, Long
-# runs): 200 steps (20 s at 10 Hz) settles within the first window a benchmark times.
+# histories are still filling runs measurably faster than one that has settled (README, The
+# graph at length): at 200 steps (20 s at 10 Hz) a run reaches its steady pace early.
 HISTORY_DEPTH = 200
 MAX_LEAD_STEPS = HISTORY_DEPTH // 2
 
