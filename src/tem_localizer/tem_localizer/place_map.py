@@ -194,11 +194,12 @@ class PlaceMap:
         self.cells[cell].discard(index)
         if not self.cells[cell]:
             del self.cells[cell]
-        if cell not in self.settled_cells:
-            self.settled_cells[cell] = SettledCell()
-            self.settled_bytes += self.settled_cells[cell].nbytes
-        settled = self.settled_cells[cell]
-        before = settled.nbytes        # adding may grow its array and drop its places
+        settled = self.settled_cells.get(cell)
+        if settled is None:
+            settled = self.settled_cells[cell] = SettledCell()
+            before = 0
+        else:
+            before = settled.nbytes      # adding may grow its array and drop its places
         settled.add(index)
         self.settled_bytes += settled.nbytes - before
         self.settled_keyframes += 1
