@@ -191,6 +191,7 @@ def plot_soak(windows: list[dict], path: Path, device: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     stored = [w["stored_steps"] for w in windows]
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
@@ -204,6 +205,10 @@ def plot_soak(windows: list[dict], path: Path, device: str) -> None:
     top.set_ylabel(f"slam step latency (ms, {device})")
     top.set_yscale("log")
     top.set_ylim(top=4 * max(w["p99_ms"] for w in windows))     # room for the legend
+    # milliseconds read as 1, 2, 5, 10 rather than as powers of ten
+    top.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    top.yaxis.set_major_formatter(ScalarFormatter())
+    top.yaxis.set_minor_formatter(NullFormatter())
     top.legend(ncol=2, fontsize=8, loc="upper left")
     middle.plot(stored, [100 * w["searched"] for w in windows],
                 label="with old places in the loop-closure gate")
