@@ -277,6 +277,21 @@ def test_bench_accuracy_tables_every_case_and_follows_the_ou_walk(tmp_path, caps
     assert not list(out.glob("*.csv"))
 
 
+def test_the_accuracy_plot_takes_seeds_with_equal_errors(tmp_path):
+    """Three seeds with the same ATE (a path slam never closes: it equals dead reckoning):
+    their float mean rounds above 0.7, which made the plot's error bar negative and the
+    benchmark crash after all its runs."""
+    from treeworld_bringup.benchmarks import plot_accuracy, summarize
+
+    results = [{"scenario": "spiral", "noise": 1.0, "localizer": localizer, "seed": seed,
+                "ate": 0.7} for localizer in ("deadreckoning", "slam") for seed in range(3)]
+    assert np.mean([0.7] * 3) != 0.7
+    mean, low, high, _ = summarize(results)[("spiral", 1.0, "slam")]
+    assert low <= mean <= high
+    plot_accuracy(results, tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+
+
 def test_the_graph_discovers_only_this_machine_unless_asked(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
     assert ros_environment()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"

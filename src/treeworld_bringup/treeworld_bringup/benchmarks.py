@@ -134,7 +134,10 @@ def summarize(results: list[dict]) -> dict:
         group = list(group)
         ates = [r["ate"] for r in group]
         corrected = [r["ate_corrected"] for r in group if "ate_corrected" in r]
-        table[key] = (float(np.mean(ates)), min(ates), max(ates),
+        # (the mean of equal ATEs can round past them, and the plot's error bars would be
+        # negative)
+        mean = min(max(float(np.mean(ates)), min(ates)), max(ates))
+        table[key] = (mean, min(ates), max(ates),
                       float(np.mean(corrected)) if corrected else None)
     return table
 
