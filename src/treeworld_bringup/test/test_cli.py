@@ -279,7 +279,7 @@ def test_bench_accuracy_tables_every_case_and_follows_the_ou_walk(tmp_path, caps
 
 def test_the_accuracy_plot_takes_seeds_with_equal_errors(tmp_path):
     """Three seeds with the same ATE (a path slam never closes: it equals dead reckoning):
-    their float mean rounds above 0.7, which made the plot's error bar negative and the
+    their float mean rounds just below 0.7, which made the plot's error bar negative and the
     benchmark crash after all its runs."""
     from treeworld_bringup.benchmarks import plot_accuracy, summarize
 
