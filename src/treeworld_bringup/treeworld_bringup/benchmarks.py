@@ -189,7 +189,7 @@ def plot_accuracy(results: list[dict], path: Path) -> None:
         ax.set_xlabel("odometry noise (world units per axis per step)")
         ax.set_yscale("symlog", linthresh=1.0)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("ATE, unaligned (world units; mean and range of 3 seeds)")
+    axes[0][0].set_ylabel("ATE, unaligned (world units)\nmean and range over the seeds")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle("Localization accuracy, 2,000 steps (treeworld bench accuracy)")
     fig.tight_layout()
