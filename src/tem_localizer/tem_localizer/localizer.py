@@ -21,7 +21,7 @@ from tem_localizer.grid import BeliefGrid
 from tem_localizer.heading import OdometryHeading
 from tem_localizer.loop_closure import ClosureSettings
 from tem_localizer.map_file import load_map, save_map
-from tem_localizer.relocalization import Relocalizer
+from tem_localizer.relocalization import Relocalizer, Verdict
 from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ class Localizer:
             self.position = np.zeros(2)
             self.relocalizer: Relocalizer | None = None
             self.relocalized_after: int | None = None
+            # steps a loaded map failed to explain what was smelled where the belief settled
+            self.relocalization_unexplained = 0
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self.warned:
@@ -245,10 +247,19 @@ class Localizer:
                          self.grid.cell_size)
         self.slam.load(saved)
         self.relocalizer = Relocalizer(self.slam.places, RELOCALIZATION_SMELL_SIGMA,
-                                       settled_spread=self.grid.cell_size / 2)
+                                       settled_spread=self.grid.cell_size / 2,
+                                       min_strength=self.slam.settings.closure.min_strength)
         self.relocalizer.start(self.front)
         self.position = self.front.mean()
         self.relocalized_after = None
+        self.relocalization_unexplained = 0
+        self.warned.discard("unexplained")
+
+    @property
+    def started_in_a_loaded_map(self) -> bool:
+        """slam: whether this run began by finding itself in a loaded map (found or not yet)."""
+        return self.slam is not None and (
+            self.relocalizer is not None or self.relocalized_after is not None)
 
     @property
     def heading_correction(self) -> float:
@@ -280,9 +291,15 @@ class Localizer:
 
     def _relocalize(self, smell: np.ndarray) -> LocalizerStep:
         """A step while the agent does not yet know where it is in a loaded map."""
-        settled = self.relocalizer.update(self.front, self.slam.code(smell))
+        verdict = self.relocalizer.update(self.front, self.slam.code(smell))
         self.position = self.front.mean()
-        if settled:
+        if verdict is Verdict.UNEXPLAINED:
+            self.relocalization_unexplained += 1
+            self._warn_once("unexplained", "the belief settled near ({:.1f}, {:.1f}) but the "
+                            "loaded map does not explain the smells there (a map of another "
+                            "place?); still searching (counted as "
+                            "'relocalization_unexplained')".format(*self.position))
+        if verdict is Verdict.SETTLED:
             self.relocalized_after = self.relocalizer.steps
             log.info("found itself in the loaded map after %d steps, at (%.1f, %.1f)",
                      self.relocalized_after, *self.position)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,19 +49,22 @@ class SavedMap:
 
 
 def save_map(saved: SavedMap, file: str | Path) -> None:
-    """Write ``saved`` to ``file`` atomically."""
+    """Write ``saved`` to ``file`` atomically: a crash leaves the old file or the new one."""
     file = Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".npz", dir=file.parent)
+    temporary = file.parent / f".{file.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     try:
-        with os.fdopen(handle, "wb") as stream:
+        # opened like any file the user writes, so its mode follows the umask (mkstemp's
+        # 0600 made a map saved in a container unreadable to anyone else)
+        with open(temporary, "xb") as stream:
             np.savez(stream, header=np.frombuffer(json.dumps(saved.header()).encode(), np.uint8),
                      codes=saved.codes, odometry=saved.odometry, offsets=saved.offsets,
                      keyframe_positions=saved.keyframe_positions)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, file)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
 
 
 def load_map(file: str | Path, smell_dim: int, grid_size: int, cell_size: float) -> SavedMap:

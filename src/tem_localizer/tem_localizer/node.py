@@ -277,10 +277,16 @@ class TemLocalizerNode(Node):
         } | {keys.SKIPPED_PREFIX + kind: count for kind, count in counters.skipped.items()}
         if self.localizer.slam is not None:
             values |= slam_values(self.localizer.slam) | {keys.MAP_ERRORS: self.map_errors}
+        if self.localizer.started_in_a_loaded_map:
+            found = self.localizer.relocalized_after
+            values |= {keys.RELOCALIZED_AFTER_STEPS: "" if found is None else found,
+                       keys.RELOCALIZATION_UNEXPLAINED: self.localizer.relocalization_unexplained}
         problems = skipped_total + counters.lost + counters.late_frames
+        state = "searching the loaded map" if self.localizer.relocalizer is not None \
+            else "localizing"
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
-            f"{problems} skipped, lost or late steps" if problems else "localizing",
+            f"{problems} skipped, lost or late steps" if problems else state,
             DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             hardware_id=str(self.localizer.device)))
 

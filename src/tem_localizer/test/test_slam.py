@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -476,6 +477,10 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     localize(mapper, circle(laps=2))
     file = tmp_path / "map.npz"
     mapper.save_map(file)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert file.stat().st_mode & 0o777 == 0o666 & ~umask      # readable as the user's files are
+    assert [item.name for item in tmp_path.iterdir()] == ["map.npz"]      # nothing left behind
     saved = load_map(file, DIM, mapper.grid.size, mapper.grid.cell_size)
     np.testing.assert_array_equal(saved.codes, mapper.slam.places.codes.view())
     assert saved.keyframe_positions.shape == (mapper.slam.places.keyframes, 2)
@@ -488,6 +493,34 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     assert lost.relocalized_after is not None and lost.relocalized_after <= 100
     errors = np.linalg.norm(estimates - path, axis=1)
     assert errors[lost.relocalized_after:].max() < lost.grid.cell_size
+
+
+@pytest.mark.parametrize("landmark_order", [(1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)])
+def test_a_map_of_another_world_is_never_taken_for_this_one(tmp_path, caplog, landmark_order):
+    """The same trees planted elsewhere: the belief still tightens somewhere (each of these
+    once made the agent 'find itself', after 5 to 101 steps), but the loaded map does not
+    explain what is smelled there. Counted and warned about once; never a jump."""
+    mapper = Localizer(slam_config())
+    localize(mapper, circle(laps=2))
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+
+    def elsewhere(position: np.ndarray) -> np.ndarray:
+        weights = np.exp(-np.sum((LANDMARKS - position) ** 2, axis=1) / (2 * DIFFUSION))
+        return weights @ EMBEDDINGS[list(landmark_order)]
+
+    lost = Localizer(slam_config())
+    lost.load_map(file)
+    places = len(lost.slam.places)
+    path = circle(laps=3)[20:170]
+    with caplog.at_level("WARNING", logger="tem_localizer.localizer"):
+        for step in range(len(path)):
+            lost.step(path[step] - path[step - 1] if step else np.zeros(2), elsewhere(path[step]))
+    assert lost.relocalized_after is None and lost.relocalizer is not None
+    assert len(lost.slam.places) == places                # nothing mapped on a guess
+    assert lost.relocalization_unexplained > 0
+    assert caplog.text.count("does not explain the smells") == 1
+    assert lost.started_in_a_loaded_map and not mapper.started_in_a_loaded_map
 
 
 LAWNMOWER = polyline([(-60, -60), (60, -60), (60, -40), (-60, -40), (-60, -20), (60, -20),

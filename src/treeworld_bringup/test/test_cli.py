@@ -183,6 +183,8 @@ def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path):
     second = run_ok(["run", *options, "--steps", "250", "--load-map",
                      str(tmp_path / "m.npz"), "--out", str(tmp_path / "second")])
     assert 0 < second["slam"]["relocalized_after_steps"] <= 200
+    assert second["slam"]["relocalization_unexplained"] == 0 and \
+        "relocalized_after_steps" not in first["slam"]
     truth = np.loadtxt(tmp_path / "second" / "ground_truth.tum")[:, 1:3]
     estimate = np.loadtxt(tmp_path / "second" / "estimate.tum")[:, 1:3]
     found = second["slam"]["relocalized_after_steps"]

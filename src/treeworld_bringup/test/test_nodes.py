@@ -230,22 +230,34 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
             # sent every 10 steps, and once the input pauses
             wait_for(lambda: paths and len(paths[-1].poses) == 13, 30, "the whole path",
                      nodes.check_alive)
+            refused, path, graph, poses = driver.counters(), paths[-1], graphs[-1], \
+                list(driver.poses)
+            assert call(save).success and call(load).success
+            driver.send(13, x=26.0, smell=GOOD)
+            wait_for(lambda: len(driver.poses) == 14, 30, "a pose in the loaded map",
+                     nodes.check_alive)
+            searching = driver.diagnostics[-1].status[0]
         finally:
             nodes.stop()
+    # a good map is searched for where the agent is, and /diagnostics says so
+    assert "relocalized_after_steps" not in refused
+    assert searching.message == "searching the loaded map"
+    assert driver.counters()["relocalized_after_steps"] == ""
+    assert driver.counters()["relocalization_unexplained"] == "0"
     # the path (written from arrays) holds every pose as /tem/pose sent it
     assert [(p.header.stamp, p.header.frame_id, p.pose.position, p.pose.orientation)
-            for p in paths[-1].poses] == \
+            for p in path.poses] == \
         [(p.header.stamp, p.header.frame_id, p.pose.pose.position, p.pose.pose.orientation)
-         for p in driver.poses]
-    assert paths[-1].header.stamp == driver.poses[-1].header.stamp
-    keyframes = next(m for m in graphs[-1].markers if m.ns == "keyframes")
+         for p in poses]
+    assert path.header.stamp == poses[-1].header.stamp
+    keyframes = next(m for m in graph.markers if m.ns == "keyframes")
     assert [(p.x, p.y) for p in keyframes.points] == \
-        [(p.pose.pose.position.x, p.pose.pose.position.y) for p in driver.poses]
+        [(p.pose.pose.position.x, p.pose.pose.position.y) for p in poses]
     assert not loaded.success and str(map_file) in loaded.message
     assert "not a readable map file" in loaded.message
-    assert driver.counters()["map_errors"] == "1"
-    assert driver.poses[-1].pose.pose.position.x == pytest.approx(24.0, abs=0.5)  # kept going
-    assert {m.ns for m in graphs[-1].markers} == {"keyframes", "loop_closures"}
+    assert refused["map_errors"] == "1"
+    assert poses[-1].pose.pose.position.x == pytest.approx(24.0, abs=0.5)   # kept going
+    assert {m.ns for m in graph.markers} == {"keyframes", "loop_closures"}
 
 
 def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):

@@ -49,8 +49,10 @@ def localizer_summary(localizer: Localizer) -> dict:
                "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
     if localizer.slam is not None:
         summary["slam"] = slam_summary(localizer.slam)
-        if localizer.relocalized_after is not None:
+        if localizer.started_in_a_loaded_map:
+            # None: the map never explained where the agent was
             summary["slam"]["relocalized_after_steps"] = localizer.relocalized_after
+            summary["slam"]["relocalization_unexplained"] = localizer.relocalization_unexplained
     return summary
 
 

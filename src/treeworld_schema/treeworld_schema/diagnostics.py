@@ -40,6 +40,9 @@ OPTIMIZER_FAILURES = "optimizer_failures"
 KEYFRAMES = "keyframes"
 MAP_BYTES = "map_bytes"
 MAP_ERRORS = "map_errors"                    # ~/save_map or ~/load_map refused
+# ... after a map was loaded
+RELOCALIZED_AFTER_STEPS = "relocalized_after_steps"        # "" while still searching
+RELOCALIZATION_UNEXPLAINED = "relocalization_unexplained"  # settled where the map disagrees
 # The bag_recorder status holds one key per recorded topic: its message count.
 
 
