@@ -249,6 +249,13 @@ class Localizer:
         self.relocalizer = Relocalizer(self.slam.places, RELOCALIZATION_SMELL_SIGMA,
                                        settled_spread=self.grid.cell_size / 2,
                                        min_strength=self.slam.settings.closure.min_strength)
+        span = self.relocalizer.map_span
+        if span.max() > self.grid.extent:
+            log.warning("the loaded map spans %.0f x %.0f world units, more than the belief "
+                        "grid's %.0f: the search for where the agent is covers only the %.0f "
+                        "units around the map's centre (a larger extent, and grid_size with it to keep "
+                        "the cell size, covers more)",
+                        *span, self.grid.extent, self.grid.extent)
         self.relocalizer.start(self.front)
         self.position = self.front.mean()
         self.relocalized_after = None

@@ -50,6 +50,9 @@ class Relocalizer:
                  min_strength: float):
         self.places, self.smell_sigma, self.settled_spread = places, smell_sigma, settled_spread
         self.min_strength = min_strength
+        positions = places.positions(np.arange(len(places)))
+        self.map_centre = positions.mean(axis=0)
+        self.map_span = positions.max(axis=0) - positions.min(axis=0)    # (2,) world units
         self.centre = None
         # squared code distance from the map where the belief is, for the latest strong smells
         # while the belief has stayed tight
@@ -80,8 +83,7 @@ class Relocalizer:
 
     def start(self, front: ScrollingBelief) -> None:
         """A flat belief over every mapped cell, the window centred on the map."""
-        positions = self.places.positions(np.arange(len(self.places)))
-        front.reset(positions.mean(axis=0))
+        front.reset(self.map_centre)
         _, mapped = self._cell_codes(front)
         front.belief = (mapped.float() / mapped.sum().clamp_min(1))[None]
         self.evidence.clear()

@@ -495,6 +495,19 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     assert errors[lost.relocalized_after:].max() < lost.grid.cell_size
 
 
+def test_a_map_wider_than_the_belief_grid_is_loaded_with_a_warning(tmp_path, caplog):
+    """The search for where the agent is runs on the belief grid's window: a map wider than
+    it is searched only around its centre, and the user is told so."""
+    mapper = Localizer(slam_config())
+    localize(mapper, polyline([(0, 0), (1500, 0)], step=10.0))
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+    with caplog.at_level("WARNING", logger="tem_localizer.localizer"):
+        Localizer(slam_config()).load_map(file)
+    assert "the loaded map spans 1500 x 0 world units, more than the belief grid's 1000" \
+        in caplog.text
+
+
 @pytest.mark.parametrize("landmark_order", [(1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)])
 def test_a_map_of_another_world_is_never_taken_for_this_one(tmp_path, caplog, landmark_order):
     """The same trees planted elsewhere: the belief still tightens somewhere (each of these
