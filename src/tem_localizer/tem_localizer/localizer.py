@@ -253,8 +253,8 @@ class Localizer:
         if span.max() > self.grid.extent:
             log.warning("the loaded map spans %.0f x %.0f world units, more than the belief "
                         "grid's %.0f: the search for where the agent is covers only the %.0f "
-                        "units around the map's centre (a larger extent, and grid_size with it to keep "
-                        "the cell size, covers more)",
+                        "units around the map's centre (a larger extent, and grid_size with "
+                        "it to keep the cell size, covers more)",
                         *span, self.grid.extent, self.grid.extent)
         self.relocalizer.start(self.front)
         self.position = self.front.mean()
