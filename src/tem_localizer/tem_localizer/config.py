@@ -136,6 +136,9 @@ class LocalizerConfig:
     start_in_map: bool = setting(
         False, "ROS node, slam: start in the map at map_file (the agent first finds itself "
         "in it)")
+    save_map_on_exit: bool = setting(
+        False, "ROS node, slam: write the map to map_file when the node shuts down (Ctrl-C, "
+        "the end of a launch), so the map outlives the run")
     answer_recalls: bool = setting(
         False, "ROS node, slam: answer the forager's requests for where its anchor steps are "
         "now, each with the map after that step, and handle a step only once the request of "
@@ -170,6 +173,8 @@ class LocalizerConfig:
 
         if self.start_in_map and not self.map_file:
             raise ConfigError("map_file: start_in_map needs a map file")
+        if self.save_map_on_exit and not self.map_file:
+            raise ConfigError("map_file: save_map_on_exit needs a map file")
         if self.method == "slam" and self.learn_action_map and not self.heading_window_steps:
             raise ConfigError("learn_action_map: slam fits odometry's scale over "
                               "heading_window_steps, which is 0")

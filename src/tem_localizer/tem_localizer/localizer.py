@@ -263,10 +263,15 @@ class Localizer:
         self.warned.discard("unexplained")
 
     @property
+    def relocalizing(self) -> bool:
+        """slam: whether the agent is still finding itself in a loaded map."""
+        return self.slam is not None and self.relocalizer is not None
+
+    @property
     def started_in_a_loaded_map(self) -> bool:
         """slam: whether this run began by finding itself in a loaded map (found or not yet)."""
-        return self.slam is not None and (
-            self.relocalizer is not None or self.relocalized_after is not None)
+        return self.relocalizing or (self.slam is not None and
+                                     self.relocalized_after is not None)
 
     @property
     def heading_correction(self) -> float:

@@ -282,13 +282,21 @@ class TemLocalizerNode(Node):
             values |= {keys.RELOCALIZED_AFTER_STEPS: "" if found is None else found,
                        keys.RELOCALIZATION_UNEXPLAINED: self.localizer.relocalization_unexplained}
         problems = skipped_total + counters.lost + counters.late_frames
-        state = "searching the loaded map" if self.localizer.relocalizer is not None \
-            else "localizing"
+        state = "searching the loaded map" if self.localizer.relocalizing else "localizing"
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
             f"{problems} skipped, lost or late steps" if problems else state,
             DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             hardware_id=str(self.localizer.device)))
+
+    def destroy_node(self) -> None:
+        if self.config.save_map_on_exit and self.localizer.slam is not None:
+            try:
+                self.localizer.save_map(self.config.map_file)
+                self.get_logger().info(f"saved the map to {self.config.map_file}")
+            except OSError as error:
+                self.get_logger().error(f"could not save the map on exit: {error}")
+        super().destroy_node()
 
     def on_save_map(self, request, response):
         return map_service(self.localizer.save_map, "saved the map to", self, response)

@@ -576,6 +576,13 @@ def test_learning_the_scale_without_a_window_to_fit_it_over_is_refused():
         slam_config(learn_action_map=True).check()
 
 
+@pytest.mark.parametrize("flag", ["start_in_map", "save_map_on_exit"])
+def test_a_node_told_to_read_or_write_a_map_without_a_map_file_is_refused(flag):
+    with pytest.raises(ConfigError, match=f"map_file: {flag} needs a map file"):
+        slam_config(**{flag: True}).check()
+    slam_config(**{flag: True, "map_file": "map.npz"}).check()
+
+
 @pytest.mark.parametrize("damage, field", [
     ("grid", "grid_size"), ("smell", "smell_dim"), ("version", "version"),
     ("truncated", "not a readable map file"), ("corrupted", "not a readable map file"),

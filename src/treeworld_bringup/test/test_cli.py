@@ -154,14 +154,21 @@ BAD_INPUTS = {
     "missing map": (lambda d: ["--load-map", str(d / "none.npz")], "none.npz: no such map file"),
     "not a map": (lambda d: ["--load-map", write(d / "m.npz", "not a map")],
                   "m.npz: not a readable map file"),
+    # refused before the run, not after it, when the map has nowhere to go
+    "map below a file": (lambda d: ["--save-map", write(d / "f", "x") + "/m.npz"],
+                         "--save-map: cannot make the folder"),
+    "map onto a folder": (lambda d: ["--save-map", str(d)], "--save-map: cannot write"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
+@pytest.mark.parametrize("command, case", [("run", case) for case in sorted(BAD_INPUTS)] + [
+    ("launch", case) for case in ("map without slam", "missing map", "not a map",
+                                  "map below a file")])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, command, case):
+    """Refused before anything starts: a launch with a bad map starts no node."""
     make_args, message = BAD_INPUTS[case]
     out = tmp_path / "out"
-    code = main(["run", *make_args(tmp_path), "--out", str(out)])
+    code = main([command, *make_args(tmp_path), "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()

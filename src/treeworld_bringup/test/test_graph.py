@@ -119,27 +119,41 @@ def test_graph_delivers_every_step_with_spec_geometry_and_the_simulator_ends_it(
     assert abs((col - 50) * 10 - truth.x) <= 10 and abs((row - 50) * 10 - truth.y) <= 10
 
 
-@pytest.mark.parametrize("controller, localizer, steps, seed, noise, motion, observation", [
-    ("random", "tem2d", 150, 5, 0.5, "diff_drive", "camera"),
+@pytest.mark.parametrize("controller, localizer, steps, seed, noise, motion, observation, "
+                         "mapped", [
+    ("random", "tem2d", 150, 5, 0.5, "diff_drive", "camera", 0),
     # 7 loop closures move the steps the forager's memory is anchored to; without the
     # anchors' answers over the graph its path would be 160 units off by the end
-    ("forage", "slam", 400, 0, 1.0, "holonomic", "smell")])
+    ("forage", "slam", 400, 0, 1.0, "holonomic", "smell", 0),
+    # started in a map of 200 steps, not knowing where; the map saved when the node stops
+    ("circle", "slam", 150, 0, 0.5, "holonomic", "smell", 200)])
 def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, steps, seed,
-                                              noise, motion, observation):
-    """A differential drive with heading noise seen by a camera, its bag replayed; or slam
+                                              noise, motion, observation, mapped):
+    """A differential drive with heading noise seen by a camera, its bag replayed; slam
     steering a forager by smell that reads the estimate of the step before and asks where
-    its anchors are: the nodes add transport, not behaviour."""
-    options = ["--steps", str(steps), "--seed", str(seed), "--controller", controller,
+    its anchors are; slam finding itself in a loaded map and saving it: the nodes add
+    transport, not behaviour."""
+    options = ["--seed", str(seed), "--controller", controller,
                "--action-noise", str(noise), "--device", "cpu", "--localizer", localizer,
                "--motion", motion, "--heading-noise", str(0.02 if motion == "diff_drive" else 0),
                "--observation", observation]
+    maps = {}
+    if mapped:
+        loaded = tmp_path / "loaded.npz"
+        assert main(["run", *options, "--steps", str(mapped), "--save-map", str(loaded),
+                     "--out", str(tmp_path / "mapping")]) == 0
+        before = loaded.read_bytes()
+        options += ["--load-map", str(loaded)]
+        maps = {run: ["--save-map", str(tmp_path / f"{run}.npz")] for run in ("live", "inproc")}
+    options += ["--steps", str(steps)]
     record = ["--record"] if observation == "camera" else []
-    launched = subprocess.run([*TREEWORLD, "launch", *options, *record,
+    launched = subprocess.run([*TREEWORLD, "launch", *options, *record, *maps.get("live", []),
                                "--out", str(tmp_path / "live")],
                               capture_output=True, text=True, timeout=300,
                               env=ros_env(private_domain()))
     assert launched.returncode == 0, launched.stderr[-2000:]
-    assert main(["run", *options, "--out", str(tmp_path / "inproc")]) == 0
+    assert main(["run", *options, *maps.get("inproc", []),
+                 "--out", str(tmp_path / "inproc")]) == 0
     runs = ["live"]
     if record:
         assert main(["replay", str(tmp_path / "live" / "bag"), "--config",
@@ -160,6 +174,15 @@ def test_launch_reproduces_the_in_process_run(tmp_path, controller, localizer, s
         if key in inproc:          # slam has no loss on new ground
             assert live[key] == pytest.approx(inproc[key], rel=1e-5), key
     assert "partial" not in live
+    if mapped:
+        assert loaded.read_bytes() == before                    # the loaded map is untouched
+        with np.load(tmp_path / "live.npz") as graph, np.load(tmp_path / "inproc.npz") as own:
+            assert graph.files == own.files
+            for name in own.files:
+                np.testing.assert_array_equal(graph[name], own[name])
+        found = inproc["slam"]["relocalized_after_steps"]
+        assert found is not None and live["slam"]["relocalized_after_steps"] == found
+        assert live["slam"]["relocalization_unexplained"] == 0
     pids = live["launch"]["node_pids"]
     assert set(pids) == {"treeworld_sim", "spiral_controller", "tem_localizer"} | (
         {"bag_recorder"} if record else set())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from spiral_controller import PathFileError, load_path_file
 from tem_localizer.config import DeviceUnavailable
-from tem_localizer.map_file import MapFileError
+from tem_localizer.map_file import MapFileError, load_map
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
 from treeworld_bringup.launcher import DISCOVERY_RANGES, GraphStalled, NodeDied, launch_graph
@@ -47,7 +48,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         "defaults, as in config/treeworld.yaml)")
     parser.add_argument("--seed", type=int, help="world and controller seed")
     parser.add_argument("--steps", type=int, help="number of steps")
-    parser.add_argument("--controller", help="spiral | circle | random | path:FILE")
+    parser.add_argument("--controller", help="spiral | circle | random | forage | path:FILE")
     parser.add_argument("--action-noise", type=float, metavar="SIGMA",
                         help="odometry noise per axis per step (world units)")
     parser.add_argument("--motion", choices=MOTIONS,
@@ -122,16 +123,34 @@ def command_run(args: argparse.Namespace) -> int:
     from treeworld_bringup.runner import run
 
     settings = settings_from_args(args)
-    if (args.save_map or args.load_map) and settings.localizer.method != "slam":
-        raise UsageError("--save-map and --load-map need --localizer slam")
+    check_map_options(args, settings)
     recording, scene = run(settings, use_localizer=args.localizer != "none",
                            belief_stride=4 if args.gif else 0, load_map=args.load_map,
                            save_map=args.save_map)
     title = f"treeworld run ({describe(settings, args)})"
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
                            gif=args.gif)
+    if "map_error" in metrics:
+        print(f"treeworld: error: {metrics['map_error']}; the report is in {args.out}/",
+              file=sys.stderr)
+        return 1
     print_summary(metrics, args.out)
     return 0
+
+
+def check_map_options(args: argparse.Namespace, settings: Settings) -> None:
+    """Refuse what would fail only after the whole run."""
+    if (args.save_map or args.load_map) and settings.localizer.method != "slam":
+        raise UsageError("--save-map and --load-map need --localizer slam")
+    if args.save_map is not None:
+        folder = args.save_map.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--save-map: cannot make the folder {folder}: "
+                             f"{error.strerror}") from None
+        if args.save_map.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(f"--save-map: cannot write {args.save_map}")
 
 
 def command_launch(args: argparse.Namespace) -> int:
@@ -139,13 +158,21 @@ def command_launch(args: argparse.Namespace) -> int:
     from treeworld_bringup.outputs import write_report
 
     settings = settings_from_args(args)
+    check_map_options(args, settings)
+    if args.load_map is not None:
+        # read here with the node's checks: a bad file is one line now, not a node that dies
+        localizer = settings.localizer
+        load_map(args.load_map, localizer.sensory_embedding_dim, localizer.grid_size,
+                 localizer.cell_size)
     result = launch_graph(settings, use_localizer=args.localizer != "none",
                           belief_stride=4 if args.gif else 0, record=args.record,
-                          discovery_range=args.discovery_range)
+                          discovery_range=args.discovery_range, load_map=args.load_map,
+                          save_map=args.save_map)
     recording, scene, info = result.recording, result.scene, result.info
+    failure = result.failure
     extra = {"launch": {"node_pids": info["pids"]}}
-    if result.failure is not None:
-        extra |= {"partial": True, "error": str(result.failure)}
+    if failure is not None:
+        extra |= {"partial": True, "error": str(failure)}
     if info["latencies_ms"]:
         latencies = np.asarray(info["latencies_ms"])
         extra["launch"]["localizer_step_latency_ms"] = {
@@ -167,10 +194,10 @@ def command_launch(args: argparse.Namespace) -> int:
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
                            extra_metrics=extra, gif=args.gif, extras=extras)
     shutil.rmtree(info["workspace"], ignore_errors=True)
-    if result.failure is not None:
-        print(f"treeworld: error: {result.failure}; partial report of {recording.steps} of "
+    if failure is not None:
+        print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
               f"{settings.world.steps} steps in {args.out}/", file=sys.stderr)
-        return getattr(result.failure, "exit_status", 1)
+        return getattr(failure, "exit_status", 1)
     print_summary(metrics, args.out)
     return 0
 
@@ -313,6 +340,13 @@ def bench_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_map_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--load-map", type=Path, metavar="FILE",
+                        help="slam: start in this saved map, position unknown")
+    parser.add_argument("--save-map", type=Path, metavar="FILE",
+                        help="slam: write the map here at the end")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="treeworld", description="Tree World + TEM localizer (neural SLAM).")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -320,15 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="run the world in-process (no ROS)")
     add_run_options(run_parser)
     run_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
-    run_parser.add_argument("--load-map", type=Path, metavar="FILE",
-                            help="slam: start in this saved map, position unknown")
-    run_parser.add_argument("--save-map", type=Path, metavar="FILE",
-                            help="slam: write the map here at the end")
+    add_map_options(run_parser)
     run_parser.set_defaults(handler=command_run)
 
     launch = commands.add_parser("launch", help="run the three-node ROS 2 graph over DDS")
     add_run_options(launch)
     launch.add_argument("--gif", action="store_true", help="also write belief.gif")
+    add_map_options(launch)
     launch.add_argument("--record", action="store_true",
                         help="record every topic into OUT/bag (rosbag2, MCAP)")
     launch.add_argument("--discovery-range", choices=DISCOVERY_RANGES, default="localhost",

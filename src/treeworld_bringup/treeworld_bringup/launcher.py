@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,10 @@ class NodeDied(RuntimeError):
 
 class GraphStalled(RuntimeError):
     """No progress for too long."""
+
+
+class MapNotSaved(RuntimeError):
+    """The map was asked for, but the localizer did not write it when it was stopped."""
 
 
 @dataclass
@@ -253,11 +258,26 @@ class LaunchResult:
 
 def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0,
                  stall_seconds: float = 60.0, progress: bool = True, record: bool = False,
-                 discovery_range: str = "localhost") -> LaunchResult:
+                 discovery_range: str = "localhost", load_map: Path | None = None,
+                 save_map: Path | None = None) -> LaunchResult:
     """Run the graph for ``settings.world.steps`` steps and gather what it publishes. With
-    ``record``, a recorder writes every topic into a bag (``info["bag"]``). The parameter file,
-    node logs and bag live in ``info["workspace"]``, a temporary folder the caller removes."""
+    ``record``, a recorder writes every topic into a bag (``info["bag"]``). slam: ``load_map``
+    starts the localizer in a copy of that map; ``save_map`` gets the map the localizer writes
+    when it is stopped (also after a failure: the map of every step it handled). The parameter
+    file, node logs and bag live in ``info["workspace"]``, a temporary folder the caller
+    removes."""
     steps, period = settings.world.steps, settings.world.step_period
+    workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
+    map_file = workspace / "map.npz"
+    if load_map is not None:
+        # a copy: the node's one map_file is read at the start and written at the end, and the
+        # map the user loaded must stay as it was
+        shutil.copyfile(load_map, map_file)
+    copied = time.time_ns()
+    if load_map is not None or save_map is not None:
+        settings = dataclasses.replace(settings, localizer=dataclasses.replace(
+            settings.localizer, map_file=str(map_file), start_in_map=load_map is not None,
+            save_map_on_exit=save_map is not None))
     names = ["treeworld_sim", "spiral_controller"] + (["tem_localizer"] if use_localizer else [])
     readers = ([io.LOCALIZER_PROGRESS] if use_localizer else []) + \
         ([io.RECORDER_PROGRESS] if record else []) + [io.LAUNCHER_PROGRESS]
@@ -266,7 +286,6 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     if not use_localizer:              # a forager without a localizer steers by odometry
         settings = dataclasses.replace(settings, controller=dataclasses.replace(
             settings.controller, forage_pose_source="odom"))
-    workspace = Path(tempfile.mkdtemp(prefix="treeworld-launch-"))
     parameter_file = workspace / "parameters.yaml"
     parameter_file.write_text(yaml.safe_dump(
         parameter_document(dataclasses.replace(settings, world=world)), sort_keys=False))
@@ -308,6 +327,13 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         executor.shutdown()
         gatherer.destroy_node()
         rclpy.shutdown()
+    if save_map is not None:
+        try:
+            if not map_file.exists() or map_file.stat().st_mtime_ns <= copied:
+                raise MapNotSaved("the localizer did not save its map (its log says why)")
+            move_into_place(map_file, save_map)
+        except (MapNotSaved, OSError) as error:
+            failure = failure or MapNotSaved(f"{error}; nothing written to {save_map}")
     data = gatherer.data
     elapsed = None if gatherer.first_step_at is None else \
         gatherer.last_step_at - gatherer.first_step_at
@@ -317,6 +343,17 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
             "latencies_ms": data.latencies_ms, "arrival": data.arrival,
             "last_belief": data.last_belief, "last_covariance": data.last_covariance}
     return LaunchResult(recording, data.scene or NO_TREES, info, failure)
+
+
+def move_into_place(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target`` atomically, also across file systems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.name}.{os.getpid()}.partial"
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 0.5) -> None:
@@ -387,7 +424,11 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
         summary["slam"] = {key: float(value) if "." in value else int(value)
                            for key, value in counters.items()
                            if key.startswith(keys.CLOSURE_PREFIX) or key in (
-                               keys.OPTIMIZER_FAILURES, keys.KEYFRAMES, keys.MAP_BYTES)}
+                               keys.OPTIMIZER_FAILURES, keys.KEYFRAMES, keys.MAP_BYTES,
+                               keys.RELOCALIZATION_UNEXPLAINED)}
+        if keys.RELOCALIZED_AFTER_STEPS in counters:      # started in a loaded map
+            found = counters[keys.RELOCALIZED_AFTER_STEPS]
+            summary["slam"][keys.RELOCALIZED_AFTER_STEPS] = int(found) if found else None
     shown = [data.beliefs.get(s) for s in steps[::belief_stride]] if belief_stride else []
     if shown and all(frame is not None for frame in shown):
         recording.belief_frames = np.stack([

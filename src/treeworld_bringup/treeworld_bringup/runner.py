@@ -87,7 +87,8 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         steer_by_truth: bool = False) -> tuple[Recording, Scene]:
     """Run ``settings.world.steps`` steps. ``belief_stride`` > 0 keeps every n-th belief.
     slam: ``load_map`` starts in a saved map (the agent first finds itself in it),
-    ``save_map`` writes the map at the end. ``steer_by_truth`` gives a sensing controller (the
+    ``save_map`` writes the map at the end (why it could not: ``summary["map_error"]``).
+    ``steer_by_truth`` gives a sensing controller (the
     forager) the true position instead of the estimate: an upper bound for benchmarks only."""
     world = TreeWorld(settings.world)
     controller = make_controller(settings.controller)
@@ -157,7 +158,10 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         summary |= localizer_summary(localizer)
         corrected = corrected_estimates(localizer, estimates[:done], places)
     if save_map is not None:
-        localizer.save_map(save_map)
+        try:
+            localizer.save_map(save_map)
+        except OSError as error:        # a full disk: the run's report is still written
+            summary["map_error"] = f"could not save the map: {error}"
     recording = Recording(
         timestamps=np.arange(done) * period, true_positions=true_positions[:done],
         estimates=None if estimates is None else estimates[:done], corrected=corrected,
