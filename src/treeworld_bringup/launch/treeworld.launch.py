@@ -1,11 +1,13 @@
 """Tree World + TEM localizer: the three-node graph, for `ros2 launch` on a ROS 2 install.
 
     ros2 launch treeworld_bringup treeworld.launch.py [config:=FILE] [steps:=N]
-        [controller:=spiral|circle|random|path] [use_rviz:=true|false]
+        [controller:=spiral|circle|random|forage|path] [use_rviz:=true|false]
+        [map_file:=FILE] [start_in_map:=true] [save_map_on_exit:=true]
 
 Defaults come from the installed share/treeworld_bringup/config/treeworld.yaml (the same file
-`treeworld run|launch --config` reads). steps and controller apply only when given, and then
-win over the file. The launch ends when the simulator's run is complete.
+`treeworld run|launch --config` reads). steps, controller and the map arguments apply only when
+given, and then win over the file. The launch ends when the simulator's run is complete (with
+save_map_on_exit the localizer writes its map to map_file as it stops).
 Without a ROS 2 install, `treeworld launch` starts the same graph from the pip install.
 """
 import os
@@ -58,10 +60,16 @@ def generate_launch_description() -> LaunchDescription:
                               default_value=os.path.join(SHARE, "config", "treeworld.yaml"),
                               description="ros__parameters file for all three nodes"),
         DeclareLaunchArgument("controller", default_value="",
-                              description="spiral | circle | random | path (default: the "
-                              "config file's)"),
+                              description="spiral | circle | random | forage | path (default: "
+                              "the config file's)"),
         DeclareLaunchArgument("steps", default_value="",
                               description="steps to simulate (default: the config file's)"),
+        DeclareLaunchArgument("map_file", default_value="",
+                              description="slam: the map file the localizer reads and writes"),
+        DeclareLaunchArgument("start_in_map", default_value="",
+                              description="slam: true to start in map_file, position unknown"),
+        DeclareLaunchArgument("save_map_on_exit", default_value="",
+                              description="slam: true to write the map to map_file on exit"),
         DeclareLaunchArgument("use_rviz", default_value="true", description="start RViz"),
         OpaqueFunction(function=nodes),
     ])

@@ -249,10 +249,12 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
 
 
 def launch(out, domain: str, steps: int = 100_000) -> subprocess.Popen:
+    # its workspace (parameters, node logs) beside ``out``: a launcher killed outright leaves
+    # it behind, in the test's own folder rather than in /tmp
     return subprocess.Popen([*TREEWORLD, "launch", "--steps", str(steps), "--no-memory",
                              "--device", "cpu", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=ros_env(domain))
+                            env=ros_env(domain) | {"TMPDIR": str(out.parent)})
 
 
 @contextmanager

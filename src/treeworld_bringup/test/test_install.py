@@ -14,7 +14,11 @@ import pytest
 import yaml
 
 from ros_support import console_script, private_domain, ros_env
-from treeworld_bringup.launch_parameters import resolved_settings, write_parameter_file
+from treeworld_bringup.launch_parameters import (
+    OVERRIDES,
+    resolved_settings,
+    write_parameter_file,
+)
 from treeworld_schema import ConfigError
 
 SRC = Path(__file__).resolve().parents[2]
@@ -127,10 +131,16 @@ def test_launch_arguments_win_over_the_file_only_when_given():
     assert (untouched.world.steps, untouched.controller.controller) == (1000, "spiral")
     given = resolved_settings(config, {"steps": "200", "controller": "circle"})
     assert (given.world.steps, given.controller.controller) == (200, "circle")
-    written = yaml.safe_load(write_parameter_file(config, {"steps": "200"}).read_text())
+    file = write_parameter_file(config, {"steps": "200"})
+    written = yaml.safe_load(file.read_text())
+    file.unlink()
     # under the node's own name, where it beats the file's section (a /** key would not)
     assert written["treeworld_sim"]["ros__parameters"]["steps"] == 200
     assert "/**" not in written
+    mapped = resolved_settings(config, {"map_file": "/maps/yard.npz", "start_in_map": "true",
+                                        "save_map_on_exit": "true"})
+    assert (mapped.localizer.map_file, mapped.localizer.start_in_map,
+            mapped.localizer.save_map_on_exit) == ("/maps/yard.npz", True, True)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -139,6 +149,9 @@ def test_launch_arguments_win_over_the_file_only_when_given():
     ({"steps": "0"}, "treeworld_sim.steps: must be >= 1"),
     ({"controller": "zigzag"}, "spiral_controller.controller: 'zigzag' is not one of"),
     ({"speed": "3"}, "unknown launch argument speed"),
+    ({"start_in_map": "true"}, "map_file: start_in_map needs a map file"),
+    ({"map_file": "m.npz", "save_map_on_exit": "maybe"},
+     "tem_localizer.save_map_on_exit: expected"),
 ])
 def test_a_launch_argument_of_the_wrong_type_is_one_clear_error(arguments, message):
     config = SRC / "treeworld_bringup" / "config" / "treeworld.yaml"
@@ -150,4 +163,6 @@ def test_the_launch_file_compiles_and_uses_the_installed_share():
     source = (SRC / "treeworld_bringup" / "launch" / "treeworld.launch.py").read_text()
     compile(source, "treeworld.launch.py", "exec")
     assert 'get_package_share_directory("treeworld_bringup")' in source
+    for argument in OVERRIDES:               # each one the launch reads must be declared
+        assert f'DeclareLaunchArgument("{argument}"' in source, argument
     assert "__file__" not in source.split('"""', 2)[2]

@@ -18,9 +18,12 @@ from treeworld_bringup.settings import Settings, load_settings, parameter_docume
 from treeworld_schema import ConfigError
 from treeworld_schema.schema import with_overrides
 
-# launch argument -> (node section, parameter)
+# launch argument -> (node section, parameter); map_file before the flags that need it
 OVERRIDES = {"steps": ("treeworld_sim", "steps"),
-             "controller": ("spiral_controller", "controller")}
+             "controller": ("spiral_controller", "controller"),
+             "map_file": ("tem_localizer", "map_file"),
+             "start_in_map": ("tem_localizer", "start_in_map"),
+             "save_map_on_exit": ("tem_localizer", "save_map_on_exit")}
 SECTIONS = {"treeworld_sim": "world", "spiral_controller": "controller",
             "tem_localizer": "localizer"}
 
