@@ -103,6 +103,25 @@ def test_replay_command_writes_the_run_report(live_run, tmp_path):
     assert replayed["ate_rmse"] == pytest.approx(live["ate_rmse"], rel=1e-9)
 
 
+def test_a_bag_replayed_into_a_map_and_then_against_it(live_run, tmp_path):
+    """Offline mapping: the recording's replay writes a map; a second replay starts in that
+    map not knowing where, finds itself and tracks the same circle within a cell."""
+    config = ["--config", str(live_run / "parameters.yaml")]
+    file = tmp_path / "from_the_bag.npz"
+    assert main(["replay", str(live_run / "bag"), *config, "--save-map", str(file),
+                 "--out", str(tmp_path / "mapping")]) == 0
+    mapped = json.loads((tmp_path / "mapping" / "metrics.json").read_text())
+    assert file.is_file() and "relocalized_after_steps" not in mapped["slam"]
+    assert main(["replay", str(live_run / "bag"), *config, "--load-map", str(file),
+                 "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    found = again["slam"]["relocalized_after_steps"]
+    assert found is not None and found <= 20
+    errors = np.linalg.norm(np.loadtxt(tmp_path / "again" / "estimate.tum")[found:, 1:3]
+                            - np.loadtxt(live_run / "ground_truth.tum")[found:, 1:3], axis=1)
+    assert errors.max() < 10.0
+
+
 def test_eval_prints_what_evo_ape_prints(live_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(live_run, run)

@@ -130,11 +130,17 @@ def command_run(args: argparse.Namespace) -> int:
     title = f"treeworld run ({describe(settings, args)})"
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
                            gif=args.gif)
+    return finish(metrics, args.out)
+
+
+def finish(metrics: dict, out: Path) -> int:
+    """The exit status of an in-process run whose report is written; a map that could not be
+    saved is an error."""
     if "map_error" in metrics:
-        print(f"treeworld: error: {metrics['map_error']}; the report is in {args.out}/",
+        print(f"treeworld: error: {metrics['map_error']}; the report is in {out}/",
               file=sys.stderr)
         return 1
-    print_summary(metrics, args.out)
+    print_summary(metrics, out)
     return 0
 
 
@@ -214,13 +220,15 @@ def command_replay(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     localizer = with_overrides(settings.localizer, "tem_localizer", device=args.device)
-    recording, scene = replay(args.bag, Settings(settings.world, settings.controller, localizer),
-                              belief_stride=4 if args.gif else 0, salvage=args.salvage)
+    settings = Settings(settings.world, settings.controller, localizer)
+    check_map_options(args, settings)
+    recording, scene = replay(args.bag, settings, belief_stride=4 if args.gif else 0,
+                              salvage=args.salvage, load_map=args.load_map,
+                              save_map=args.save_map)
     metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
                            localizer.cell_size, extra_metrics={"bag": str(args.bag)},
                            gif=args.gif)
-    print_summary(metrics, args.out)
-    return 0
+    return finish(metrics, args.out)
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -377,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     replay_parser.add_argument("--out", type=Path, default=Path("runs/replay"))
     replay_parser.add_argument("--gif", action="store_true", help="also write belief.gif")
+    add_map_options(replay_parser)
     add_salvage_option(replay_parser)
     replay_parser.set_defaults(handler=command_replay)
 

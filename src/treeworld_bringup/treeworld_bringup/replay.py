@@ -23,7 +23,7 @@ from treeworld_bringup.bags import (
     stamp_nanoseconds,
 )
 from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
-from treeworld_bringup.runner import corrected_estimates, localizer_summary
+from treeworld_bringup.runner import corrected_estimates, localizer_summary, save_map_at_end
 from treeworld_bringup.settings import Settings
 from treeworld_schema import topics
 
@@ -73,12 +73,17 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
             yield event
 
 
-def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool = False
+def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool = False,
+           load_map: Path | None = None, save_map: Path | None = None
            ) -> tuple[Recording, Scene]:
     """Replay ``path`` through a localizer with ``settings.localizer``; with ``salvage``, a
-    damaged bag's intact part (what was lost is listed in the summary)."""
+    damaged bag's intact part (what was lost is listed in the summary). slam: ``load_map``
+    starts in a saved map (the agent first finds itself in it), ``save_map`` writes the map
+    at the end: a map made offline from a recording."""
     config = settings.localizer
     localizer = Localizer(config)
+    if load_map is not None:
+        localizer.load_map(load_map)
     truth: dict[int, np.ndarray] = {}
     scene = [NO_TREES]
 
@@ -105,6 +110,9 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
     if not stamps:
         skipped = ", ".join(f"{k}: {n}" for k, n in localizer.counters.skipped.items())
         raise BagError(f"{path}: no step could be used ({skipped or 'no /odom + /smell pairs'})")
+    summary = localizer_summary(localizer) | ({"salvaged": damage} if damage else {})
+    if save_map is not None:
+        summary |= save_map_at_end(localizer, save_map)
     have_truth = all(s in truth for s in stamps)
     estimates = np.stack(estimates)
     recording = Recording(
@@ -115,5 +123,5 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
         belief_frames=np.stack(frames) if frames else None,
         belief_origins=np.array(origins) if frames else None,
         belief_stride=belief_stride or 4, grid_extent=config.extent,
-        summary=localizer_summary(localizer) | ({"salvaged": damage} if damage else {}))
+        summary=summary)
     return recording, scene[0]

@@ -56,6 +56,15 @@ def localizer_summary(localizer: Localizer) -> dict:
     return summary
 
 
+def save_map_at_end(localizer: Localizer, file: Path) -> dict:
+    """Write the map; what went wrong, for the summary (the run's report is still written)."""
+    try:
+        localizer.save_map(file)
+    except OSError as error:        # a full disk
+        return {"map_error": f"could not save the map: {error}"}
+    return {}
+
+
 def slam_summary(slam) -> dict:
     """Loop closures, optimizer and map figures of a slam localizer."""
     counters = slam.counters
@@ -158,10 +167,7 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         summary |= localizer_summary(localizer)
         corrected = corrected_estimates(localizer, estimates[:done], places)
     if save_map is not None:
-        try:
-            localizer.save_map(save_map)
-        except OSError as error:        # a full disk: the run's report is still written
-            summary["map_error"] = f"could not save the map: {error}"
+        summary |= save_map_at_end(localizer, save_map)
     recording = Recording(
         timestamps=np.arange(done) * period, true_positions=true_positions[:done],
         estimates=None if estimates is None else estimates[:done], corrected=corrected,
