@@ -134,8 +134,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def finish(metrics: dict, out: Path) -> int:
-    """The exit status of an in-process run whose report is written; a map that could not be
-    saved is an error."""
+    """The exit status of a run whose report is written: a map that could not be saved is an
+    error."""
     if "map_error" in metrics:
         print(f"treeworld: error: {metrics['map_error']}; the report is in {out}/",
               file=sys.stderr)
@@ -174,11 +174,12 @@ def command_launch(args: argparse.Namespace) -> int:
                           belief_stride=4 if args.gif else 0, record=args.record,
                           discovery_range=args.discovery_range, load_map=args.load_map,
                           save_map=args.save_map)
-    recording, scene, info = result.recording, result.scene, result.info
-    failure = result.failure
+    recording, scene, info, failure = result.recording, result.scene, result.info, result.failure
     extra = {"launch": {"node_pids": info["pids"]}}
     if failure is not None:
         extra |= {"partial": True, "error": str(failure)}
+    if info["map_error"] is not None:
+        extra["map_error"] = info["map_error"]
     if info["latencies_ms"]:
         latencies = np.asarray(info["latencies_ms"])
         extra["launch"]["localizer_step_latency_ms"] = {
@@ -204,8 +205,7 @@ def command_launch(args: argparse.Namespace) -> int:
         print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
               f"{settings.world.steps} steps in {args.out}/", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
-    print_summary(metrics, args.out)
-    return 0
+    return finish(metrics, args.out)
 
 
 def _copy_logs(logs: dict[str, Path], folder: Path) -> None:

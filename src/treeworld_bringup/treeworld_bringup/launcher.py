@@ -71,10 +71,6 @@ class GraphStalled(RuntimeError):
     """No progress for too long."""
 
 
-class MapNotSaved(RuntimeError):
-    """The map was asked for, but the localizer did not write it when it was stopped."""
-
-
 @dataclass
 class Gathered:
     """Everything the graph published, by step."""
@@ -263,7 +259,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     """Run the graph for ``settings.world.steps`` steps and gather what it publishes. With
     ``record``, a recorder writes every topic into a bag (``info["bag"]``). slam: ``load_map``
     starts the localizer in a copy of that map; ``save_map`` gets the map the localizer writes
-    when it is stopped (also after a failure: the map of every step it handled). The parameter
+    when it is stopped (also after a failure: the map of every step it handled; why not:
+    ``info["map_error"]``). The parameter
     file, node logs and bag live in ``info["workspace"]``, a temporary folder the caller
     removes."""
     steps, period = settings.world.steps, settings.world.step_period
@@ -327,13 +324,15 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         executor.shutdown()
         gatherer.destroy_node()
         rclpy.shutdown()
+    map_error = None
     if save_map is not None:
-        try:
-            if not map_file.exists() or map_file.stat().st_mtime_ns <= copied:
-                raise MapNotSaved("the localizer did not save its map (its log says why)")
-            move_into_place(map_file, save_map)
-        except (MapNotSaved, OSError) as error:
-            failure = failure or MapNotSaved(f"{error}; nothing written to {save_map}")
+        if not map_file.exists() or map_file.stat().st_mtime_ns <= copied:
+            map_error = "the localizer did not save its map (its log says why)"
+        else:
+            try:
+                move_into_place(map_file, save_map)
+            except OSError as error:
+                map_error = f"could not save the map: {error}"
     data = gatherer.data
     elapsed = None if gatherer.first_step_at is None else \
         gatherer.last_step_at - gatherer.first_step_at
@@ -341,7 +340,8 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
             "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs,
             "latencies_ms": data.latencies_ms, "arrival": data.arrival,
-            "last_belief": data.last_belief, "last_covariance": data.last_covariance}
+            "last_belief": data.last_belief, "last_covariance": data.last_covariance,
+            "map_error": map_error}
     return LaunchResult(recording, data.scene or NO_TREES, info, failure)
 
 
