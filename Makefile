@@ -22,9 +22,12 @@ $(INSTALLED): requirements.txt $(PACKAGE_FILES)
 
 venv: $(INSTALLED)
 
+# Two files at a time (pytest-xdist; a file's module fixtures are built once), then, one at a
+# time, the tests that load the CPU on purpose or time the graph against the wall clock.
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check --no-cache src scripts conftest.py
-	$(PYTHON) -m pytest src
+	$(PYTHON) -m pytest -n 2 --dist loadfile -m "not exclusive" src
+	$(PYTHON) -m pytest -m exclusive src
 
 demo: $(INSTALLED)
 	rm -rf runs/demo

@@ -21,8 +21,12 @@ _domains = itertools.count()
 
 
 def private_domain() -> str:
-    """A ROS_DOMAIN_ID no other test of this run uses (ids 1..100 are valid for Fast DDS)."""
-    return str(1 + (os.getpid() * 7 + next(_domains)) % 100)
+    """A ROS_DOMAIN_ID no other test of this run uses, also when pytest-xdist runs tests side
+    by side: each worker draws from its own share of ids 1..100 (valid for Fast DDS)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+    share = 100 // workers
+    return str(1 + worker * share + (os.getpid() * 7 + next(_domains)) % share)
 
 
 @contextmanager

@@ -221,6 +221,7 @@ def test_console_script_exit_status(tmp_path):
                                      "got 0")
 
 
+@pytest.mark.exclusive
 def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "speed", "--out", str(out), "--lengths", "1000",

@@ -209,6 +209,7 @@ def test_a_recorded_dead_reckoning_launch_ends_without_belief_grids(tmp_path):
     assert counts == {io.ODOM: steps, io.POSE: steps, io.BELIEF: 0}
 
 
+@pytest.mark.exclusive
 def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_path):
     """Twice the QoS history and more: the localizer is frozen twice for 2 s (long enough
     for the simulator alone to run past the history) while two busy loops load both cores.

@@ -310,6 +310,7 @@ def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
     assert all(m.pose.pose.position.x == 0.0 and m.pose.pose.position.y == 0.0 for m in truth)
 
 
+@pytest.mark.exclusive
 def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):
     """Real time at 20 Hz (2 simulated seconds per second): the localizer is frozen for 1.5 s,
     3 simulated seconds. Steps more than max_input_age (1 s) behind its clock are late frames:
