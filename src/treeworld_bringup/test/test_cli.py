@@ -1,5 +1,6 @@
 """The treeworld command end to end, in-process (``main(argv)``) and as the console script."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,7 +179,7 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, command, ca
     assert not list(tmp_path.glob(".out.partial-*"))
 
 
-def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path):
+def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path, capsys):
     """Map the circle with slam, save it; a second run starts in the saved map not knowing
     where it is, finds itself (design §10) and reports after how many steps."""
     options = ["--controller", "circle", "--action-noise", "0.5", "--localizer", "slam"]
@@ -190,6 +191,10 @@ def test_a_saved_map_is_found_again_from_an_unknown_start(tmp_path):
     second = run_ok(["run", *options, "--steps", "250", "--load-map",
                      str(tmp_path / "m.npz"), "--out", str(tmp_path / "second")])
     assert 0 < second["slam"]["relocalized_after_steps"] <= 200
+    printed = capsys.readouterr().out
+    assert f"map in {tmp_path / 'm.npz'}" in printed
+    assert re.search(rf"relocalized_after_steps +{second['slam']['relocalized_after_steps']}\n",
+                     printed)
     assert second["slam"]["relocalization_unexplained"] == 0 and \
         "relocalized_after_steps" not in first["slam"]
     truth = np.loadtxt(tmp_path / "second" / "ground_truth.tum")[:, 1:3]

@@ -111,6 +111,11 @@ def print_summary(metrics: dict, out: Path) -> None:
             value = metrics[key]
             print(f"  {key:28s} {value:.2f}" if isinstance(value, float)
                   else f"  {key:28s} {value}")
+    slam = metrics.get("slam", {})
+    if "relocalized_after_steps" in slam:                 # started in a loaded map
+        found = slam["relocalized_after_steps"]
+        print(f"  {'relocalized_after_steps':28s} "
+              f"{'never' if found is None else found}")
     if "evaluation" in metrics:
         print("evaluation (world units; ATE unaligned: the belief frame starts at the true "
               "origin):")
@@ -130,10 +135,10 @@ def command_run(args: argparse.Namespace) -> int:
     title = f"treeworld run ({describe(settings, args)})"
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
                            gif=args.gif)
-    return finish(metrics, args.out)
+    return finish(metrics, args.out, args.save_map)
 
 
-def finish(metrics: dict, out: Path) -> int:
+def finish(metrics: dict, out: Path, saved_map: Path | None) -> int:
     """The exit status of a run whose report is written: a map that could not be saved is an
     error."""
     if "map_error" in metrics:
@@ -141,6 +146,8 @@ def finish(metrics: dict, out: Path) -> int:
               file=sys.stderr)
         return 1
     print_summary(metrics, out)
+    if saved_map is not None:
+        print(f"map in {saved_map}")
     return 0
 
 
@@ -205,7 +212,7 @@ def command_launch(args: argparse.Namespace) -> int:
         print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
               f"{settings.world.steps} steps in {args.out}/", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
-    return finish(metrics, args.out)
+    return finish(metrics, args.out, args.save_map)
 
 
 def _copy_logs(logs: dict[str, Path], folder: Path) -> None:
@@ -228,7 +235,7 @@ def command_replay(args: argparse.Namespace) -> int:
     metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
                            localizer.cell_size, extra_metrics={"bag": str(args.bag)},
                            gif=args.gif)
-    return finish(metrics, args.out)
+    return finish(metrics, args.out, args.save_map)
 
 
 def command_eval(args: argparse.Namespace) -> int:
