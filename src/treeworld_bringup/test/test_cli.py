@@ -164,12 +164,15 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("command, case", [("run", case) for case in sorted(BAD_INPUTS)] + [
     ("launch", case) for case in ("map without slam", "missing map", "not a map",
-                                  "map below a file")])
+                                  "map below a file")] + [
+    ("replay", case) for case in ("missing map", "not a map", "map below a file")])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, command, case):
-    """Refused before anything starts: a launch with a bad map starts no node."""
+    """Refused before anything starts: a launch with a bad map starts no node, a replay with
+    one reads no bag (there is none here)."""
     make_args, message = BAD_INPUTS[case]
     out = tmp_path / "out"
-    code = main([command, *make_args(tmp_path), "--out", str(out)])
+    bag = [str(tmp_path / "bag")] if command == "replay" else []
+    code = main([command, *bag, *make_args(tmp_path), "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
