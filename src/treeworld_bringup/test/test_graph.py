@@ -249,21 +249,22 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
             assert sorted(stamps) == list(range(steps)), topic
 
 
-def launch(out, domain: str, steps: int = 100_000) -> subprocess.Popen:
+def launch(out, domain: str, steps: int = 100_000, extra: tuple[str, ...] = ()
+           ) -> subprocess.Popen:
     # its workspace (parameters, node logs) beside ``out``: a launcher killed outright leaves
     # it behind, in the test's own folder rather than in /tmp
     return subprocess.Popen([*TREEWORLD, "launch", "--steps", str(steps), "--no-memory",
-                             "--device", "cpu", "--out", str(out)],
+                             "--device", "cpu", *extra, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=ros_env(domain) | {"TMPDIR": str(out.parent)})
 
 
 @contextmanager
-def watched_launch(out, steps: int = 100_000):
+def watched_launch(out, steps: int = 100_000, extra: tuple[str, ...] = ()):
     """A `treeworld launch` and an independent subscriber on its graph; every process it
     started is killed by PID on the way out, whatever happened."""
     domain = private_domain()
-    launcher = launch(out, domain, steps)
+    launcher = launch(out, domain, steps, extra)
     pids = {}
     try:
         pids = started_pids(launcher, 3)
@@ -317,18 +318,23 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
         rclpy.shutdown(context=context)
 
 
-def test_ctrl_c_stops_every_node_and_keeps_a_partial_report(tmp_path):
-    out = tmp_path / "out"
-    with watched_launch(out) as (launcher, pids, watcher):
+def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path):
+    """The localizer writes its map as Ctrl-C stops it: every step it handled, at least
+    those in the report."""
+    out, file = tmp_path / "out", tmp_path / "map.npz"
+    with watched_launch(out, extra=("--save-map", str(file))) as (launcher, pids, watcher):
         wait_for(lambda: watcher.launcher_step >= 20, 120, "the launcher to gather 20")
         launcher.send_signal(signal.SIGINT)
         code, error = launcher.wait(timeout=60), launcher.stderr.read()
     assert code == 130, error[-2000:]
     assert "treeworld: error: SIGINT; partial report of" in error
+    assert f", the map in {file}" in error
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["error"] == "SIGINT"
     assert metrics["steps"] >= 20
     assert len(np.loadtxt(out / "estimate.tum")) == metrics["steps"]
+    with np.load(file) as saved:
+        assert len(saved["codes"]) >= metrics["steps"]
 
 
 def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_path):

@@ -209,8 +209,10 @@ def command_launch(args: argparse.Namespace) -> int:
                            extra_metrics=extra, gif=args.gif, extras=extras)
     shutil.rmtree(info["workspace"], ignore_errors=True)
     if failure is not None:
+        saved = f", the map in {args.save_map}" if args.save_map and not info["map_error"] \
+            else ""
         print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
-              f"{settings.world.steps} steps in {args.out}/", file=sys.stderr)
+              f"{settings.world.steps} steps in {args.out}/{saved}", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
     return finish(metrics, args.out, args.save_map)
 
