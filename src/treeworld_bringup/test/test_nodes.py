@@ -230,12 +230,15 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
             # sent every 10 steps, and once the input pauses
             wait_for(lambda: paths and len(paths[-1].poses) == 13, 30, "the whole path",
                      nodes.check_alive)
+            # a pose and its report come from different writers: wait for the report
+            wait_for(lambda: driver.counters().get("map_errors") == "1", 30,
+                     "the refusal counted", nodes.check_alive)
             refused, path, graph, poses = driver.counters(), paths[-1], graphs[-1], \
                 list(driver.poses)
             assert call(save).success and call(load).success
             driver.send(13, x=26.0, smell=GOOD)
-            wait_for(lambda: len(driver.poses) == 14, 30, "a pose in the loaded map",
-                     nodes.check_alive)
+            wait_for(lambda: "relocalized_after_steps" in driver.counters(), 30,
+                     "a report from the loaded map", nodes.check_alive)
             searching = driver.diagnostics[-1].status[0]
         finally:
             nodes.stop()
