@@ -105,6 +105,8 @@ def load_map(file: str | Path, smell_dim: int, grid_size: int, cell_size: float)
         if not isinstance(header.get(field), int) or header[field] < 0:
             raise refuse(field, f"{header.get(field)!r} is not a count")
     places, keyframes = header["places"], header["keyframes"]
+    if places == 0:          # saved before any step was localized: nowhere to find oneself in
+        raise refuse("places", "the map is empty")
     shapes = {"codes": (places, header["code_dim"]), "odometry": (places, 2),
               "offsets": (places, 2), "keyframe_positions": (keyframes, 2)}
     for field, shape in shapes.items():

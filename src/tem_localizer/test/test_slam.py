@@ -586,7 +586,7 @@ def test_a_node_told_to_read_or_write_a_map_without_a_map_file_is_refused(flag):
 @pytest.mark.parametrize("damage, field", [
     ("grid", "grid_size"), ("smell", "smell_dim"), ("version", "version"),
     ("truncated", "not a readable map file"), ("corrupted", "not a readable map file"),
-    ("shape", "codes"), ("nan", "keyframe_positions"),
+    ("shape", "codes"), ("nan", "keyframe_positions"), ("empty", "places: the map is empty"),
 ])
 def test_a_bad_map_file_is_refused_and_the_current_map_kept(tmp_path, damage, field):
     mapper = Localizer(slam_config())
@@ -604,6 +604,8 @@ def test_a_bad_map_file_is_refused_and_the_current_map_kept(tmp_path, damage, fi
         save_map(dataclasses.replace(saved, smell_dim=DIM + 1), file)
     elif damage == "shape":
         np.savez(file, **dict(np.load(file)) | {"codes": saved.codes[:-1]})
+    elif damage == "empty":             # saved by a node stopped before its first step
+        Localizer(slam_config()).save_map(file)
     elif damage == "nan":
         positions = saved.keyframe_positions.copy()
         positions[0, 0] = np.nan
