@@ -138,7 +138,7 @@ class LocalizerConfig:
         "in it)")
     save_map_on_exit: bool = setting(
         False, "ROS node, slam: write the map to map_file when the node shuts down (Ctrl-C, "
-        "the end of a launch), so the map outlives the run")
+        "the end of a launch), so the map outlives the run; not when no step was localized")
     answer_recalls: bool = setting(
         False, "ROS node, slam: answer the forager's requests for where its anchor steps are "
         "now, each with the map after that step, and handle a step only once the request of "

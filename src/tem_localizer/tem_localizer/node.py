@@ -291,12 +291,20 @@ class TemLocalizerNode(Node):
 
     def destroy_node(self) -> None:
         if self.config.save_map_on_exit and self.localizer.slam is not None:
-            try:
-                self.localizer.save_map(self.config.map_file)
-                self.get_logger().info(f"saved the map to {self.config.map_file}")
-            except OSError as error:
-                self.get_logger().error(f"could not save the map on exit: {error}")
+            self.save_map_as_it_stops()
         super().destroy_node()
+
+    def save_map_as_it_stops(self) -> None:
+        if not len(self.localizer.slam.places):
+            # stopped before its first step: an empty map would only overwrite a real one
+            self.get_logger().warning(f"no step was localized: {self.config.map_file} is "
+                                      "left as it was")
+            return
+        try:
+            self.localizer.save_map(self.config.map_file)
+            self.get_logger().info(f"saved the map to {self.config.map_file}")
+        except OSError as error:
+            self.get_logger().error(f"could not save the map on exit: {error}")
 
     def on_save_map(self, request, response):
         return map_service(self.localizer.save_map, "saved the map to", self, response)

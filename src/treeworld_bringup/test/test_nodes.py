@@ -263,6 +263,29 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
     assert {m.ns for m in graph.markers} == {"keyframes", "loop_closures"}
 
 
+def test_a_node_stopped_before_its_first_step_leaves_the_map_file_as_it_was(tmp_path):
+    """save_map_on_exit with nothing localized: an empty map would overwrite a real one."""
+    from std_srvs.srv import Trigger
+
+    map_file = tmp_path / "map.npz"
+    map_file.write_bytes(b"a map from an earlier run")
+    parameters = localizer_parameters(tmp_path, method="slam", map_file=str(map_file),
+                                      save_map_on_exit=True)
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        save = driver.create_client(Trigger, "/tem_localizer/save_map")
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+        try:
+            wait_for(save.service_is_ready, 30, "the node", nodes.check_alive)
+        finally:
+            nodes.stop()
+    assert nodes.processes["tem_localizer"].returncode == 0
+    assert map_file.read_bytes() == b"a map from an earlier run"
+    assert f"no step was localized: {map_file} is left as it was" in \
+        (tmp_path / "tem_localizer.log").read_text()
+
+
 def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):
     from std_srvs.srv import Trigger
 
