@@ -316,9 +316,11 @@ def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):
 
 def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
     parameters = tmp_path / "parameters.yaml"
+    # no reader to wait for; and the simulator stays up when done, so that this listener,
+    # however late it joins (two tests at a time slow discovery), gets the run from its history
     parameters.write_text(yaml.safe_dump({"treeworld_sim": {"ros__parameters": {
         "lockstep": False, "rate_hz": 50.0, "steps": 40, "sensory_embedding_dim": SMELL_DIM,
-        "progress_topics": []}}}))       # no reader to wait for
+        "progress_topics": [], "exit_when_done": False}}}))
     truth = []
     with ros_context(private_domain()) as (context, add_node):
         listener = Node("test_truth_listener", context=context)
