@@ -50,9 +50,10 @@ class Relocalizer:
                  min_strength: float):
         self.places, self.smell_sigma, self.settled_spread = places, smell_sigma, settled_spread
         self.min_strength = min_strength
-        positions = places.positions(np.arange(len(places)))
-        self.map_centre = positions.mean(axis=0)
-        self.map_span = positions.max(axis=0) - positions.min(axis=0)    # (2,) world units
+        # the map holds still while the agent searches it: its places are read once
+        self.positions = places.positions(np.arange(len(places)))
+        self.map_centre = self.positions.mean(axis=0)
+        self.map_span = self.positions.max(axis=0) - self.positions.min(axis=0)   # world units
         self.centre = None
         # squared code distance from the map where the belief is, for the latest strong smells
         # while the belief has stayed tight
@@ -64,8 +65,7 @@ class Relocalizer:
         if self.centre is not None and np.array_equal(self.centre, front.centre):
             return self.codes, self.mapped
         grid = front.grid
-        positions = self.places.positions(np.arange(len(self.places)))
-        cells = np.round((positions - front.centre) / grid.cell_size).astype(int) + grid.radius
+        cells = np.round((self.positions - front.centre) / grid.cell_size).astype(int) + grid.radius
         inside = ((cells >= 0) & (cells < grid.size)).all(axis=1) & \
             (np.linalg.norm(self.places.codes.view().astype(np.float32), axis=1) > 0)
         rows, columns = cells[inside, 1], cells[inside, 0]
