@@ -273,11 +273,15 @@ def test_a_node_stopped_before_its_first_step_leaves_the_map_file_as_it_was(tmp_
                                       save_map_on_exit=True)
     with ros_context(private_domain()) as (context, add_node):
         driver = Driver(context)
-        save = driver.create_client(Trigger, "/tem_localizer/save_map")
+        reset = driver.create_client(Trigger, "/tem_localizer/reset")
         add_node(driver)
         nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
         try:
-            wait_for(save.service_is_ready, 30, "the node", nodes.check_alive)
+            # an answer, not only the service: the node is built and spinning (a Ctrl-C
+            # while it is still being built stops it before there is a node to save from)
+            wait_for(reset.service_is_ready, 30, "the node", nodes.check_alive)
+            answer = reset.call_async(Trigger.Request())
+            wait_for(answer.done, 30, "the node to answer", nodes.check_alive)
         finally:
             nodes.stop()
     assert nodes.processes["tem_localizer"].returncode == 0
