@@ -2,6 +2,7 @@
 subscriber that records what the graph publishes, and waiting with a deadline."""
 from __future__ import annotations
 
+import collections
 import importlib.metadata
 import itertools
 import os
@@ -38,10 +39,14 @@ def ros_context(domain: str):
     init_ros(context=context)
     executor = SingleThreadedExecutor(context=context)
     stop = threading.Event()
+    failures = []
 
     def spin():
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
+        try:
+            while not stop.is_set() and context.ok():
+                executor.spin_once(timeout_sec=0.05)
+        except Exception as error:      # the test's waits would only time out: say why
+            failures.append(error)
 
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
@@ -54,16 +59,20 @@ def ros_context(domain: str):
             node.destroy_node()
         executor.shutdown()
         rclpy.shutdown(context=context)
+        if failures:
+            raise RuntimeError("the test's executor stopped spinning") from failures[0]
 
 
-def wait_for(condition, timeout: float, what: str, check=None) -> None:
-    """Poll ``condition`` until true; ``check`` (e.g. processes alive) may raise."""
+def wait_for(condition, timeout: float, what: str, check=None, explain=None) -> None:
+    """Poll ``condition`` until true; ``check`` (e.g. processes alive) may raise; ``explain``
+    says what the test saw, for the message of a timeout."""
     deadline = time.monotonic() + timeout
     while not condition():
         if check is not None:
             check()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            seen = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
         time.sleep(0.05)
 
 
@@ -101,6 +110,35 @@ def started_pids(process: subprocess.Popen, count: int) -> dict[str, int]:
         if line.startswith("started "):
             pids[line.split()[1]] = int(line.split("(pid ")[1].split(")")[0])
     return pids
+
+
+class Stderr:
+    """What a child writes to stderr, read on a thread as it comes: a child whose stderr pipe
+    is full blocks (a launcher's progress bar fills one in a long run), and a test that
+    fails wants the child's last words."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: collections.deque[str] = collections.deque(maxlen=500)
+        self._reader = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def text(self, limit: int = 3000) -> str:
+        """The last ``limit`` characters; call after the child ended to have them all."""
+        self._reader.join(timeout=5)
+        return "".join(self.lines)[-limit:]
+
+
+def running(process: subprocess.Popen, stderr: Stderr):
+    """A ``check`` for :func:`wait_for`: fails at once, with its stderr, when ``process`` ended."""
+    def check() -> None:
+        if process.poll() is not None:
+            raise AssertionError(f"exited with status {process.returncode}; its stderr ends: "
+                                 f"{stderr.text()}")
+    return check
 
 
 def stop_all(processes: list[subprocess.Popen], pids: list[int] = ()) -> None:

@@ -22,11 +22,13 @@ from rosgraph_msgs.msg import Clock
 
 from ros_support import (
     TREEWORLD,
+    Stderr,
     busy_cpu,
     pid_alive,
     private_domain,
     ros_context,
     ros_env,
+    running,
     started_pids,
     stop_all,
     wait_for,
@@ -54,6 +56,13 @@ class Recorder(Node):
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self.on_diagnostics, qos)
         self.launcher_step = -1       # the newest step `treeworld launch` reports gathered
         self.create_subscription(Clock, io.LAUNCHER_PROGRESS, self.on_launcher, io.latest_qos())
+
+    def seen(self) -> str:
+        """The newest step of each kind this subscriber received, for a failing test's message."""
+        newest = {name: max(store, default=None) for name, store in (
+            ("true pose", self.truth), ("pose", self.poses), ("belief", self.beliefs))}
+        return ", ".join(f"newest {name} {step}" for name, step in newest.items()) + \
+            f", launcher at {self.launcher_step}"
 
     def on_launcher(self, message: Clock) -> None:
         self.launcher_step = io.step_of(message.clock, self.period)
@@ -223,17 +232,19 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
     pids = {}
     try:
         pids = started_pids(launcher, 4)
+        stderr = Stderr(launcher)
         with busy_cpu(processes=2, seconds=90), ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
             for pause_at in (io.HISTORY_DEPTH // 2, 3 * io.HISTORY_DEPTH // 2):
                 # the newest pose, not a count: this subscriber may join the graph late
                 wait_for(lambda: max(watcher.poses, default=-1) >= pause_at, 120,
-                         f"step {pause_at}")
+                         f"step {pause_at}", running(launcher, stderr),
+                         lambda: f"{watcher.seen()}; the launcher's stderr: {stderr.text()}")
                 os.kill(pids["tem_localizer"], signal.SIGSTOP)
                 time.sleep(2.0)
                 os.kill(pids["tem_localizer"], signal.SIGCONT)
-        assert launcher.wait(timeout=240) == 0, launcher.stderr.read()[-3000:]
+        assert launcher.wait(timeout=240) == 0, stderr.text()
     finally:
         stop_all([launcher], list(pids.values()))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -261,17 +272,18 @@ def launch(out, domain: str, steps: int = 100_000, extra: tuple[str, ...] = ()
 
 @contextmanager
 def watched_launch(out, steps: int = 100_000, extra: tuple[str, ...] = ()):
-    """A `treeworld launch` and an independent subscriber on its graph; every process it
-    started is killed by PID on the way out, whatever happened."""
+    """A `treeworld launch`, its stderr and an independent subscriber on its graph; every
+    process it started is killed by PID on the way out, whatever happened."""
     domain = private_domain()
     launcher = launch(out, domain, steps, extra)
     pids = {}
     try:
         pids = started_pids(launcher, 3)
+        stderr = Stderr(launcher)
         with ros_context(domain) as (context, add_node):
             watcher = Recorder(0.1, context)
             add_node(watcher)
-            yield launcher, pids, watcher
+            yield launcher, pids, watcher, stderr
     finally:
         stop_all([launcher], list(pids.values()))
     assert not any(pid_alive(pid) for pid in pids.values())
@@ -322,10 +334,12 @@ def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path
     """The localizer writes its map as Ctrl-C stops it: every step it handled, at least
     those in the report."""
     out, file = tmp_path / "out", tmp_path / "map.npz"
-    with watched_launch(out, extra=("--save-map", str(file))) as (launcher, pids, watcher):
-        wait_for(lambda: watcher.launcher_step >= 20, 120, "the launcher to gather 20")
+    with watched_launch(out, extra=("--save-map", str(file))) as (launcher, pids, watcher,
+                                                                  stderr):
+        wait_for(lambda: watcher.launcher_step >= 20, 120, "the launcher to gather 20",
+                 running(launcher, stderr))
         launcher.send_signal(signal.SIGINT)
-        code, error = launcher.wait(timeout=60), launcher.stderr.read()
+        code, error = launcher.wait(timeout=60), stderr.text()
     assert code == 130, error[-2000:]
     assert "treeworld: error: SIGINT; partial report of" in error
     assert f", the map in {file}" in error
@@ -339,10 +353,11 @@ def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path
 
 def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_path):
     out = tmp_path / "out"
-    with watched_launch(out) as (launcher, pids, watcher):
-        wait_for(lambda: watcher.launcher_step >= 50, 120, "the launcher to gather 50")
+    with watched_launch(out) as (launcher, pids, watcher, stderr):
+        wait_for(lambda: watcher.launcher_step >= 50, 120, "the launcher to gather 50",
+                 running(launcher, stderr))
         os.kill(pids["tem_localizer"], signal.SIGKILL)
-        code, error = launcher.wait(timeout=60), launcher.stderr.read()
+        code, error = launcher.wait(timeout=60), stderr.text()
     assert code == 1, error[-2000:]
     assert "treeworld: error: node tem_localizer exited with status -9" in error
     metrics = json.loads((out / "metrics.json").read_text())
@@ -358,15 +373,15 @@ def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
     launcher's progress, which may lag them so far that the localizer is already done (CI saw
     that), nor by how many arrived: this subscriber may join the graph hundreds of steps in."""
     steps, out = 600, tmp_path / "out"
-    with watched_launch(out, steps) as (launcher, pids, watcher):
+    with watched_launch(out, steps) as (launcher, pids, watcher, stderr):
         wait_for(lambda: max(watcher.poses, default=-1) >= 520, 120,
-                 "the localizer's pose of step 520")
+                 "the localizer's pose of step 520", running(launcher, stderr), watcher.seen)
         os.kill(pids["tem_localizer"], signal.SIGSTOP)
         wait_for(lambda: max(watcher.truth, default=-1) == steps, 60,
-                 "the simulator's last pose")
+                 "the simulator's last pose", running(launcher, stderr), watcher.seen)
         launcher.send_signal(signal.SIGTERM)
         code = launcher.wait(timeout=60)
-    assert code == 143
+    assert code == 143, stderr.text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["error"] == "SIGTERM"
     # fewer than the run: the frozen localizer never sent the rest (and, frozen, it cannot
