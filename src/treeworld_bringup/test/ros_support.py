@@ -153,6 +153,36 @@ def stop_all(processes: list[subprocess.Popen], pids: list[int] = ()) -> None:
 
 
 @contextmanager
+def throttled(pid: int, stopped: float = 0.4, running: float = 0.1):
+    """Process ``pid`` slowed on purpose while the block runs: stopped (SIGSTOP) ``stopped``
+    seconds at a time and let run ``running`` seconds between. Each stop stays well under 1 s:
+    a process stopped inside a send holds a lock of another process's shared-memory port, and
+    Fast DDS takes a lock held for 1 s as left by a dead process and discards the port (a 2 s
+    freeze stalled a whole graph once in CI). The process runs on when the block ends."""
+    done = threading.Event()
+
+    def pulse():
+        try:
+            while not done.is_set():
+                os.kill(pid, signal.SIGSTOP)
+                done.wait(stopped)
+                os.kill(pid, signal.SIGCONT)
+                done.wait(running)
+        except ProcessLookupError:      # it ended: nothing left to slow
+            pass
+
+    thread = threading.Thread(target=pulse, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
 def busy_cpu(processes: int, seconds: float):
     """``processes`` spinning loops that end by themselves after ``seconds`` at the latest."""
     loop = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
