@@ -3,6 +3,7 @@ subscriber that records what the graph publishes, and waiting with a deadline.""
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.metadata
 import itertools
 import os
@@ -114,7 +115,7 @@ def started_pids(process: subprocess.Popen, count: int) -> dict[str, int]:
 
 class Stderr:
     """What a child writes to stderr, read on a thread as it comes: a child whose stderr pipe
-    is full blocks (a launcher's progress bar fills one in a long run), and a test that
+    is full blocks (a launcher's progress bar would fill one in minutes), and a test that
     fails wants the child's last words."""
 
     def __init__(self, process: subprocess.Popen):
@@ -153,21 +154,22 @@ def stop_all(processes: list[subprocess.Popen], pids: list[int] = ()) -> None:
 
 
 @contextmanager
-def throttled(pid: int, stopped: float = 0.4, running: float = 0.1):
-    """Process ``pid`` slowed on purpose while the block runs: stopped (SIGSTOP) ``stopped``
-    seconds at a time and let run ``running`` seconds between. Each stop stays well under 1 s:
+def throttled(pid: int, stop_for: float = 0.4, run_for: float = 0.1):
+    """Process ``pid`` slowed on purpose while the block runs: stopped (SIGSTOP) ``stop_for``
+    seconds at a time and let run ``run_for`` seconds between. Each stop stays well under 1 s:
     a process stopped inside a send holds a lock of another process's shared-memory port, and
-    Fast DDS takes a lock held for 1 s as left by a dead process and discards the port (a 2 s
-    freeze stalled a whole graph once in CI). The process runs on when the block ends."""
+    Fast DDS takes a lock held for 1 s as left by a dead process and discards the port (the
+    likely cause of a CI run whose graph stalled after a 2 s freeze). The process runs on when
+    the block ends."""
     done = threading.Event()
 
     def pulse():
         try:
             while not done.is_set():
                 os.kill(pid, signal.SIGSTOP)
-                done.wait(stopped)
+                done.wait(stop_for)
                 os.kill(pid, signal.SIGCONT)
-                done.wait(running)
+                done.wait(run_for)
         except ProcessLookupError:      # it ended: nothing left to slow
             pass
 
@@ -178,7 +180,7 @@ def throttled(pid: int, stopped: float = 0.4, running: float = 0.1):
     finally:
         done.set()
         thread.join()
-        if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
 
 

@@ -383,7 +383,7 @@ def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
     with watched_launch(out, steps) as (launcher, pids, watcher, stderr):
         wait_for(lambda: max(watcher.poses, default=-1) >= 520, 120,
                  "the localizer's pose of step 520", running(launcher, stderr), watcher.seen)
-        with throttled(pids["tem_localizer"], running=0.01):
+        with throttled(pids["tem_localizer"], run_for=0.01):
             wait_for(lambda: max(watcher.truth, default=-1) == steps, 60,
                      "the simulator's last pose", running(launcher, stderr), watcher.seen)
             launcher.send_signal(signal.SIGTERM)

@@ -377,7 +377,7 @@ def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_moti
                      + int(handled().get(keys.LATE_FRAMES, 0)) >= 30, 60, "30 steps handled",
                      nodes.check_alive)
             localizer = nodes.pids["tem_localizer"]
-            with throttled(localizer, stopped=0.45, running=0.05):
+            with throttled(localizer, stop_for=0.45, run_for=0.05):
                 time.sleep(2.0)
 
             wait_for(lambda: int(handled().get(keys.STEPS, 0))
