@@ -161,7 +161,9 @@ class Localizer:
                   corrected: bool = False) -> LocalizerStep:
         if self.slam is not None:
             place = len(self.slam.places) - 1 if skipped is None and self.slam.places else None
-            return LocalizerStep(self.position.copy(), self.front.covariance(),
+            holder = self.front if self.relocalizer is None else \
+                self.relocalizer.holder(self.front)
+            return LocalizerStep(self.position.copy(), holder.covariance(),
                                  self.front.belief[0], loss, lost, skipped,
                                  self.front.occupancy_origin, corrected, place)
         if self.model is None:
@@ -249,15 +251,13 @@ class Localizer:
         self.relocalizer = Relocalizer(self.slam.places, RELOCALIZATION_SMELL_SIGMA,
                                        settled_spread=self.grid.cell_size / 2,
                                        min_strength=self.slam.settings.closure.min_strength)
-        span = self.relocalizer.map_span
-        if span.max() > self.grid.extent:
-            log.warning("the loaded map spans %.0f x %.0f world units, more than the belief "
-                        "grid's %.0f: the search for where the agent is covers only the %.0f "
-                        "units around the map's centre (a larger extent, and grid_size with "
-                        "it to keep the cell size, covers more)",
-                        *span, self.grid.extent, self.grid.extent)
         self.relocalizer.start(self.front)
-        self.position = self.front.mean()
+        if self.relocalizer.wide:
+            log.info("the loaded map spans %.0f x %.0f world units, more than the belief "
+                     "grid's %.0f: searching it on %.0f-unit cells first",
+                     *self.relocalizer.map_span, self.grid.extent,
+                     self.relocalizer.coarse.grid.cell_size)
+        self.position = self.relocalizer.holder(self.front).mean()
         self.relocalized_after = None
         self.relocalization_unexplained = 0
         self.warned.discard("unexplained")
@@ -284,9 +284,9 @@ class Localizer:
 
     def _slam_step(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         action = self._to_map(action)
-        self.front.move(action)
         if self.relocalizer is not None:
-            return self._relocalize(smell)
+            return self._relocalize(action, smell)
+        self.front.move(action)
         result = self.slam.step(action, smell)
         if result.closure is not None:
             self.front.shift(result.correction)
@@ -301,10 +301,10 @@ class Localizer:
         return self._estimate(self.slam.smell_error, lost=False, skipped=None,
                               corrected=result.closure is not None)
 
-    def _relocalize(self, smell: np.ndarray) -> LocalizerStep:
+    def _relocalize(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         """A step while the agent does not yet know where it is in a loaded map."""
-        verdict = self.relocalizer.update(self.front, self.slam.code(smell))
-        self.position = self.front.mean()
+        verdict = self.relocalizer.update(self.front, action, self.slam.code(smell))
+        self.position = self.relocalizer.holder(self.front).mean()
         if verdict is Verdict.UNEXPLAINED:
             self.relocalization_unexplained += 1
             self._warn_once("unexplained", "the belief settled near ({:.1f}, {:.1f}) but the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -495,17 +496,46 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     assert errors[lost.relocalized_after:].max() < lost.grid.cell_size
 
 
-def test_a_map_wider_than_the_belief_grid_is_loaded_with_a_warning(tmp_path, caplog):
-    """The search for where the agent is runs on the belief grid's window: a map wider than
-    it is searched only around its centre, and the user is told so."""
+def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_path, caplog,
+                                                                            monkeypatch):
+    """A row of landmarks 2,000 units long, mapped there and back. The belief grid's window
+    spans 1,000 units, so the search starts on a coarse grid that holds the whole map: an
+    agent started 700 units from the map's centre (outside the window around it, where it
+    once 'found' itself 590 units off) or near either end finds itself within a cell. In a
+    world with the same landmarks smelling of each other it never does."""
+    row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
+    smells = np.random.default_rng(11).standard_normal((len(row), DIM)) * 5.6
+
+    def row_smell(position, kinds=smells):
+        return np.exp(-np.sum((row - position) ** 2, axis=1) / (2 * DIFFUSION)) @ kinds
+
+    monkeypatch.setattr(sys.modules[__name__], "smell", row_smell)
     mapper = Localizer(slam_config())
-    localize(mapper, polyline([(0, 0), (1500, 0)], step=10.0))
+    mapped = polyline([(-50, 0), (2050, 0), (2050, 25), (-50, 25)], step=4.0)
+    localize(mapper, mapped)
     file = tmp_path / "map.npz"
     mapper.save_map(file)
-    with caplog.at_level("WARNING", logger="tem_localizer.localizer"):
-        Localizer(slam_config()).load_map(file)
-    assert "the loaded map spans 1500 x 0 world units, more than the belief grid's 1000" \
-        in caplog.text
+    for start, direction in ((1700.0, -1), (300.0, 1), (1900.0, -1)):
+        lost = Localizer(slam_config())
+        with caplog.at_level("INFO", logger="tem_localizer.localizer"):
+            lost.load_map(file)
+        assert "the loaded map spans 2100 x 25 world units, more than the belief grid's " \
+            "1000: searching it on 30-unit cells first" in caplog.text
+        # no smell: no evidence, and the pose's uncertainty is the whole map's
+        assert np.sqrt(lost.step(np.zeros(2), np.zeros(DIM)).covariance[0, 0]) > 400
+        path = np.column_stack([start + direction * 4.0 * np.arange(80), np.zeros(80)])
+        estimates = localize(lost, path, origin=mapped[0])      # the map's frame
+        assert lost.relocalized_after is not None and lost.relocalized_after <= 30, start
+        errors = np.linalg.norm(estimates - path, axis=1)
+        assert errors[lost.relocalized_after:].max() < lost.grid.cell_size / 5, start
+    shuffled = smells[np.random.default_rng(3).permutation(len(row))]
+    monkeypatch.setattr(sys.modules[__name__], "smell",
+                        lambda position: row_smell(position, shuffled))
+    lost = Localizer(slam_config())
+    lost.load_map(file)
+    localize(lost, np.column_stack([1700.0 - 4.0 * np.arange(300), np.zeros(300)]),
+             origin=mapped[0])
+    assert lost.relocalizing and lost.relocalized_after is None
 
 
 @pytest.mark.parametrize("landmark_order", [(1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)])
