@@ -225,9 +225,11 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
             driver.send(12, x=24.0, smell=GOOD)
             wait_for(lambda: len(driver.poses) == 13, 30, "a pose after the refusal",
                      nodes.check_alive)
-            # sent every 10 steps, and once the input pauses
-            wait_for(lambda: paths and len(paths[-1].poses) == 13, 30, "the whole path",
-                     nodes.check_alive)
+            # sent every 10 steps, and once the input pauses; the path and the graph come
+            # from different writers
+            wait_for(lambda: paths and len(paths[-1].poses) == 13 and
+                     len(next(m for m in graphs[-1].markers if m.ns == "keyframes").points)
+                     == 13, 30, "the whole path and graph", nodes.check_alive)
             # a pose and its report come from different writers: wait for the report
             wait_for(lambda: driver.counters().get("map_errors") == "1", 30,
                      "the refusal counted", nodes.check_alive)
