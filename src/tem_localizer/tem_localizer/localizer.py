@@ -229,8 +229,12 @@ class Localizer:
         self.dead_reckoned = self.dead_reckoned + action
         if self.slam is not None:
             action = self._to_map(action)
-            self.front.move(action)
-            self.position = self.slam.coast(action)
+            if self.relocalizer is not None:      # still finding itself: no map pose to coast
+                self.relocalizer.move(self.front, action)
+                self.position = self.relocalizer.holder(self.front).mean()
+            else:
+                self.front.move(action)
+                self.position = self.slam.coast(action)
             return self._estimate(loss=float("nan"), lost=False, skipped=None)
         if self.model is None:
             return self._estimate(loss=float("nan"), lost=False, skipped=None)

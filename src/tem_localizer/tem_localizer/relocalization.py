@@ -159,6 +159,14 @@ class Relocalizer:
             return Verdict.UNEXPLAINED
         return Verdict.SETTLED
 
+    def move(self, front: ScrollingBelief, action: np.ndarray) -> None:
+        """Path integration alone, for a step whose smell cannot be used."""
+        if self.coarse is None:
+            front.move(action)
+            return
+        self.coarse.move(action)
+        self._show_coarse(front)
+
     def holder(self, front: ScrollingBelief) -> ScrollingBelief:
         """Whichever grid holds the whole belief: the coarse one while it searches (``front``
         then shows only its window's share)."""
