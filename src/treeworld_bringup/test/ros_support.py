@@ -127,9 +127,11 @@ class Stderr:
         for line in stream:
             self.lines.append(line)
 
-    def text(self, limit: int = 3000) -> str:
-        """The last ``limit`` characters; call after the child ended to have them all."""
-        self._reader.join(timeout=5)
+    def text(self, limit: int = 3000, ended: bool = True) -> str:
+        """The last ``limit`` characters: all of them once the child has ``ended`` (then its
+        last lines are waited for), what came so far otherwise."""
+        if ended:
+            self._reader.join(timeout=5)
         return "".join(self.lines)[-limit:]
 
 

@@ -242,11 +242,13 @@ def test_every_step_arrives_once_with_a_busy_cpu_and_a_stalling_localizer(tmp_pa
                 # the newest pose, not a count: this subscriber may join the graph late
                 wait_for(lambda: max(watcher.poses, default=-1) >= pause_at, 120,
                          f"step {pause_at}", running(launcher, stderr),
-                         lambda: f"{watcher.seen()}; the launcher's stderr: {stderr.text()}")
+                         lambda: f"{watcher.seen()}; the launcher's stderr so far: "
+                                 f"{stderr.text(ended=False)}")
                 with throttled(pids["tem_localizer"]):
                     end = time.monotonic() + 2.5
                     while time.monotonic() < end:
-                        leads.append(max(watcher.truth) - max(watcher.poses))
+                        leads.append(max(watcher.truth, default=-1)
+                                     - max(watcher.poses, default=-1))
                         time.sleep(0.05)
         assert launcher.wait(timeout=240) == 0, stderr.text()
     finally:
