@@ -63,8 +63,10 @@ class Relocalizer:
         # the map holds still while the agent searches it: its places are read once
         self.positions = places.positions(np.arange(len(places)))
         self.place_codes = places.codes.view().astype(np.float32)
-        self.map_centre = self.positions.mean(axis=0)
-        self.map_span = self.positions.max(axis=0) - self.positions.min(axis=0)   # world units
+        low, high = self.positions.min(axis=0), self.positions.max(axis=0)
+        # the middle of the map's extent, not its places' mean: a window as wide as the map
+        # holds all of it only around the middle
+        self.map_centre, self.map_span = (low + high) / 2, high - low              # world units
         self.centre = None
         self.wide = False                              # wider than the belief's window:
         self.coarse: ScrollingBelief | None = None    # searched on this coarse grid first
