@@ -77,12 +77,20 @@ def wait_for(condition, timeout: float, what: str, check=None, explain=None) -> 
         time.sleep(0.05)
 
 
-def pid_alive(pid: int) -> bool:
+def process_state(pid: int) -> str | None:
+    """The kernel's state letter of process ``pid`` (R running, S sleeping, T stopped, Z
+    exited but not yet reaped, ...), None once it is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: an exited process its parent has not reaped yet (a zombie,
+    as the nodes of a launcher that is gone are until init reaps them) does not."""
+    return process_state(pid) not in (None, "Z")
 
 
 def console_script(name: str) -> list[str]:
@@ -150,9 +158,13 @@ def stop_all(processes: list[subprocess.Popen], pids: list[int] = ()) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    for pid in pids:
-        if pid_alive(pid):
+    killed = [pid for pid in pids if pid_alive(pid)]
+    for pid in killed:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5     # SIGKILL takes effect soon, not at once
+    while any(pid_alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from ros_support import (
     busy_cpu,
     pid_alive,
     private_domain,
+    process_state,
     ros_context,
     ros_env,
     running,
@@ -297,6 +298,13 @@ def watched_launch(out, steps: int = 100_000, extra: tuple[str, ...] = ()):
     assert not any(pid_alive(pid) for pid in pids.values())
 
 
+def nodes_left(pids: dict[str, int]) -> dict[str, str]:
+    """The launcher's nodes that are still there, by name, with their state: none may be once
+    it has exited, since it reaps each node it stops (a zombie here would be a node it left
+    behind, reaped by init instead)."""
+    return {name: state for name, pid in pids.items() if (state := process_state(pid))}
+
+
 def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     """The localizer's poses and its reports come from different writers. A pose lost on the
     way holds back every later pose until it is repaired while the reports go on arriving:
@@ -348,6 +356,7 @@ def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path
                  running(launcher, stderr))
         launcher.send_signal(signal.SIGINT)
         code, error = launcher.wait(timeout=60), stderr.text()
+        assert not nodes_left(pids), error[-2000:]
     assert code == 130, error[-2000:]
     assert "treeworld: error: SIGINT; partial report of" in error
     assert f", the map in {file}" in error
@@ -366,6 +375,7 @@ def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_pa
                  running(launcher, stderr))
         os.kill(pids["tem_localizer"], signal.SIGKILL)
         code, error = launcher.wait(timeout=60), stderr.text()
+        assert not nodes_left(pids), error[-2000:]
     assert code == 1, error[-2000:]
     assert "treeworld: error: node tem_localizer exited with status -9" in error
     metrics = json.loads((out / "metrics.json").read_text())
@@ -375,21 +385,27 @@ def test_a_node_killed_mid_run_is_named_and_the_steps_before_are_reported(tmp_pa
 
 
 def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
-    """The localizer is all but frozen near the end (it runs 2 % of the time): the simulator
-    finishes its run (it may lead by max_lead_steps) while the launcher still waits for the
-    last estimates; then SIGTERM. The slowdown is timed by the newest of the localizer's own
-    poses to arrive, not by the launcher's progress, which may lag them so far that the
-    localizer is already done (CI saw that), nor by how many arrived: this subscriber may join
-    the graph hundreds of steps in."""
+    """The localizer is all but frozen near the end (it runs 0.1 % of the time): the
+    simulator finishes its run (it may lead by max_lead_steps) while the launcher still waits
+    for the last estimates; then SIGTERM, and another while it stops. The slowdown is timed by
+    the newest of the localizer's own poses to arrive, not by the launcher's progress, which
+    may lag them so far that the localizer is already done (CI saw that), nor by how many
+    arrived: this subscriber may join the graph hundreds of steps in."""
     steps, out = 600, tmp_path / "out"
     with watched_launch(out, steps) as (launcher, pids, watcher, stderr):
         wait_for(lambda: max(watcher.poses, default=-1) >= 520, 120,
                  "the localizer's pose of step 520", running(launcher, stderr), watcher.seen)
-        with throttled(pids["tem_localizer"], run_for=0.01):
+        # let run 1 ms in 0.8 s: it cannot finish its last 80 steps before SIGTERM (at 10 ms
+        # in 0.4 s it once did, under load), yet never stays stopped for a second
+        with throttled(pids["tem_localizer"], stop_for=0.8, run_for=0.001):
             wait_for(lambda: max(watcher.truth, default=-1) == steps, 60,
                      "the simulator's last pose", running(launcher, stderr), watcher.seen)
             launcher.send_signal(signal.SIGTERM)
+            time.sleep(1.0)         # it is now taking what arrived, or stopping its nodes
+            launcher.send_signal(signal.SIGTERM)
             code = launcher.wait(timeout=60)
+        # the second SIGTERM once killed it there, and left its nodes to init
+        assert not nodes_left(pids), stderr.text()
     assert code == 143, stderr.text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["partial"] is True and metrics["error"] == "SIGTERM"

@@ -302,8 +302,10 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     failure = None
     bar = tqdm(total=steps, desc="graph steps", unit="step", disable=not progress,
                mininterval=0.5)
-    try:
-        with StopRequests() as stop:
+    # held until every node is stopped: a second Ctrl-C or SIGTERM while they stop (up to
+    # STOP_GRACE_SECONDS) must not kill this process and leave them behind
+    with StopRequests() as stop:
+        try:
             while not complete(gatherer.data, steps, use_localizer, record, camera_topics,
                                use_localizer and settings.localizer.keeps_belief_grid):
                 executor.spin_once(timeout_sec=0.05)
@@ -314,16 +316,16 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                 if time.monotonic() - gatherer.last_progress > stall_seconds:
                     raise GraphStalled(f"no progress for {stall_seconds:.0f} s at step "
                                        f"{len(gatherer.data.truth)} of {steps}")
-    except (NodeDied, GraphStalled, Stopped) as error:
-        failure = error
-        _drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
-               else DRAIN_AFTER_FAILURE)
-    finally:
-        bar.close()
-        nodes.stop()
-        executor.shutdown()
-        gatherer.destroy_node()
-        rclpy.shutdown()
+        except (NodeDied, GraphStalled, Stopped) as error:
+            failure = error
+            _drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
+                   else DRAIN_AFTER_FAILURE)
+        finally:
+            bar.close()
+            nodes.stop()
+            executor.shutdown()
+            gatherer.destroy_node()
+            rclpy.shutdown()
     map_error = None
     if save_map is not None:
         if not map_file.exists() or map_file.stat().st_mtime_ns <= copied:
