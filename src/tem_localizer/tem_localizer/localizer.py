@@ -161,9 +161,7 @@ class Localizer:
                   corrected: bool = False) -> LocalizerStep:
         if self.slam is not None:
             place = len(self.slam.places) - 1 if skipped is None and self.slam.places else None
-            holder = self.front if self.relocalizer is None else \
-                self.relocalizer.holder(self.front)
-            return LocalizerStep(self.position.copy(), holder.covariance(),
+            return LocalizerStep(self.position.copy(), self._whole_belief.covariance(),
                                  self.front.belief[0], loss, lost, skipped,
                                  self.front.occupancy_origin, corrected, place)
         if self.model is None:
@@ -231,7 +229,7 @@ class Localizer:
             action = self._to_map(action)
             if self.relocalizer is not None:      # still finding itself: no map pose to coast
                 self.relocalizer.move(self.front, action)
-                self.position = self.relocalizer.holder(self.front).mean()
+                self.position = self._whole_belief.mean()
             else:
                 self.front.move(action)
                 self.position = self.slam.coast(action)
@@ -261,10 +259,16 @@ class Localizer:
                      "grid's %.0f: searching it on %.0f-unit cells first",
                      *self.relocalizer.map_span, self.grid.extent,
                      self.relocalizer.coarse.grid.cell_size)
-        self.position = self.relocalizer.holder(self.front).mean()
+        self.position = self._whole_belief.mean()
         self.relocalized_after = None
         self.relocalization_unexplained = 0
         self.warned.discard("unexplained")
+
+    @property
+    def _whole_belief(self) -> ScrollingBelief:
+        """slam: the grid that holds the whole belief: ``front``, or while the agent searches a
+        map wider than ``front``'s window, the search's coarse grid."""
+        return self.front if self.relocalizer is None else self.relocalizer.holder(self.front)
 
     @property
     def relocalizing(self) -> bool:
@@ -308,7 +312,7 @@ class Localizer:
     def _relocalize(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         """A step while the agent does not yet know where it is in a loaded map."""
         verdict = self.relocalizer.update(self.front, action, self.slam.code(smell))
-        self.position = self.relocalizer.holder(self.front).mean()
+        self.position = self._whole_belief.mean()
         if verdict is Verdict.UNEXPLAINED:
             self.relocalization_unexplained += 1
             self._warn_once("unexplained", "the belief settled near ({:.1f}, {:.1f}) but the "
