@@ -416,6 +416,35 @@ def test_sigterm_during_the_end_of_run_wait_stops_every_node(tmp_path):
     assert metrics["total_movement"] > 0          # the simulator's totals did arrive
 
 
+def test_ctrl_c_while_the_report_is_written_skips_only_the_pictures(tmp_path):
+    """A complete recorded run, then Ctrl-C as its report is being drawn: it once killed the
+    launcher there, losing the whole report and the bag (left in a temporary folder)."""
+    steps, out = 300, tmp_path / "out"
+    with watched_launch(out, steps, ("--record", "--gif")) as (launcher, pids, watcher,
+                                                                stderr):
+        wait_for(lambda: "writing the report" in stderr.text(ended=False), 180,
+                 "the launcher to write its report", running(launcher, stderr), watcher.seen)
+        launcher.send_signal(signal.SIGINT)
+        code = launcher.wait(timeout=60)
+    error = stderr.text()
+    assert code == 130, error
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "partial" not in metrics and metrics["steps"] == steps
+    # 75 belief frames take seconds to draw: the GIF at least was skipped, and whatever is
+    # named as skipped is not there, half drawn or otherwise
+    not_drawn = metrics["pictures_not_drawn"]
+    assert "belief.gif" in not_drawn, not_drawn
+    pictures = {"world.png", "error.png", "loss.png", "rviz.png", "belief.gif"}
+    assert {path.name for path in out.iterdir()} & pictures == pictures - set(not_drawn)
+    assert f"treeworld: error: SIGINT while writing the report; not drawn: " \
+        f"{', '.join(not_drawn)}; report of {steps} steps in {out}/" in error
+    assert len(np.loadtxt(out / "estimate.tum")) == steps
+    with BagReader(out / "bag") as bag:
+        assert bag.topics[io.ODOM][1] == steps
+    # nothing left beside the report: no staging folder, no launch workspace (its TMPDIR)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
 def test_killing_the_launcher_takes_its_nodes_with_it(tmp_path):
     launcher = launch(tmp_path / "out", private_domain())
     pids = {}

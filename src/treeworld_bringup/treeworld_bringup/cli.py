@@ -22,6 +22,7 @@ from tem_localizer.config import DeviceUnavailable
 from tem_localizer.map_file import MapFileError, load_map
 from treeworld_bringup.bag_commands import add_bag_commands, add_salvage_option
 from treeworld_bringup.bags import BagError
+from treeworld_bringup.interrupts import Stopped, StopRequests
 from treeworld_bringup.launcher import DISCOVERY_RANGES, GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.player import PlaybackStalled
 from treeworld_bringup.recording import RunFolderError
@@ -196,24 +197,39 @@ def command_launch(args: argparse.Namespace) -> int:
               ("logs", lambda path: _copy_logs(info["logs"], path))]
     if info["bag"] is not None and info["bag"].exists():
         extras.append(("bag", lambda path: shutil.move(info["bag"], path)))
+    pictures = []
     belief = info["last_belief"]
     if belief is not None and recording.steps:
         size = belief.info.width
         grid = np.frombuffer(belief.data, np.int8).reshape(size, size)
         origin = (belief.info.origin.position.x, belief.info.origin.position.y)
-        extras.append(("rviz.png", lambda path: plots.plot_rviz_view(
+        pictures.append(("rviz.png", lambda path: plots.plot_rviz_view(
             path, grid, origin, belief.info.resolution, recording, scene,
             info["last_covariance"])))
     title = f"treeworld launch ({describe(settings, args)})"
-    metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
-                           extra_metrics=extra, gif=args.gif, extras=extras)
+    # the run is over and its nodes are gone: a signal now only skips the pictures, the data
+    # (and the bag, which exists nowhere else) still lands in the report
+    with StopRequests() as stop:
+        print(f"treeworld: writing the report into {args.out}/ (Ctrl-C skips the pictures "
+              "not yet drawn)", file=sys.stderr)
+        metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
+                               extra_metrics=extra, gif=args.gif, extras=extras,
+                               pictures=pictures,
+                               interrupted=lambda: stop.received is not None)
     shutil.rmtree(info["workspace"], ignore_errors=True)
+    not_drawn = metrics.get("pictures_not_drawn")
+    skipped = f"; not drawn: {', '.join(not_drawn)}" if not_drawn else ""
     if failure is not None:
         saved = f", the map in {args.save_map}" if args.save_map and not info["map_error"] \
             else ""
         print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
-              f"{settings.world.steps} steps in {args.out}/{saved}", file=sys.stderr)
+              f"{settings.world.steps} steps in {args.out}/{saved}{skipped}", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
+    if stop.received is not None:
+        stopped = Stopped(stop.received)
+        print(f"treeworld: error: {stopped} while writing the report{skipped}; report of "
+              f"{recording.steps} steps in {args.out}/", file=sys.stderr)
+        return stopped.exit_status
     return finish(metrics, args.out, args.save_map)
 
 

@@ -54,36 +54,56 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
                  extra_metrics: dict | None = None, gif: bool = True,
                  baseline: Recording | None = None,
                  extras: list[tuple[str, Callable[[Path], None]]] = (),
-                 base_metrics: dict | None = None) -> dict:
+                 pictures: list[tuple[str, Callable[[Path], None]]] = (),
+                 base_metrics: dict | None = None,
+                 interrupted: Callable[[], bool] = lambda: False) -> dict:
     """Write ground_truth.tum, estimate.tum, metrics.json, world.png, error.png, loss.png and
     belief.gif (as far as the recording has them) into ``out``; returns the metrics.
-    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error; ``extras`` are
-    (name, write(path)) pairs for further files or folders; ``base_metrics`` are metrics that
-    the recording's own evaluation updates."""
+    ``baseline`` (e.g. dead reckoning) is drawn beside the estimate's error; ``extras`` and
+    ``pictures`` are (name, write(path)) pairs for further data and pictures; ``base_metrics``
+    are metrics that the recording's own evaluation updates. The data comes first; once
+    ``interrupted()`` is true, the pictures not yet drawn are skipped (drawing a long run's
+    belief.gif takes minutes, and whoever pressed Ctrl-C does not want to wait for it, but
+    still wants the run) and named in the metrics as ``pictures_not_drawn``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     metrics = (base_metrics or {}) | compute_metrics(recording) | (extra_metrics or {})
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         has_truth = recording.true_positions is not None and recording.steps > 0
+        has_estimate = recording.estimates is not None and recording.steps > 0
         if has_truth:
             write_tum(staging / "ground_truth.tum", recording.timestamps,
                       recording.true_positions)
-        if recording.steps:
-            plots.plot_world(staging / "world.png", recording, scene, title)
-        if recording.estimates is not None and recording.steps:
+        if has_estimate:
             write_tum(staging / "estimate.tum", recording.timestamps, recording.estimates)
             if recording.corrected is not None:
                 write_tum(staging / "corrected.tum", recording.timestamps, recording.corrected)
-            if has_truth:
-                plots.plot_error(staging / "error.png", recording, cell_size, title, baseline)
-        if recording.losses is not None and np.isfinite(recording.losses).any():
-            plots.plot_loss(staging / "loss.png", recording, title)
-        if gif and recording.belief_frames is not None:
-            plots.animate_belief(staging / "belief.gif", recording, scene, title)
         (staging / "scene.json").write_text(json.dumps(scene_to_json(scene)) + "\n")
         for name, write in extras:
             write(staging / name)
+        drawn = list(pictures)
+        if recording.steps:
+            drawn.insert(0, ("world.png", lambda path: plots.plot_world(path, recording,
+                                                                         scene, title)))
+        if has_estimate and has_truth:
+            drawn.append(("error.png", lambda path: plots.plot_error(
+                path, recording, cell_size, title, baseline)))
+        if recording.losses is not None and np.isfinite(recording.losses).any():
+            drawn.append(("loss.png", lambda path: plots.plot_loss(path, recording, title)))
+        if gif and recording.belief_frames is not None:
+            drawn.append(("belief.gif", lambda path: plots.animate_belief(
+                path, recording, scene, title, interrupted)))
+        skipped = []
+        for name, draw in drawn:
+            try:
+                if interrupted():
+                    raise plots.DrawingStopped
+                draw(staging / name)
+            except plots.DrawingStopped:
+                skipped.append(name)
+        if skipped:
+            metrics["pictures_not_drawn"] = skipped
         (staging / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for item in staging.iterdir():

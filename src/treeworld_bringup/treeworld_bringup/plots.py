@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -13,6 +14,10 @@ from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter  # no
 
 from treeworld_bringup.evaluation import errors_over_time  # noqa: E402
 from treeworld_bringup.recording import Recording, Scene  # noqa: E402
+
+
+class DrawingStopped(Exception):
+    """Raised from inside a long drawing when its caller asked it to stop."""
 
 
 def _draw_trees(ax, scene: Scene) -> None:
@@ -86,9 +91,11 @@ def plot_loss(path: Path, recording: Recording, title: str) -> None:
     plt.close(fig)
 
 
-def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -> None:
+def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
+                   interrupted: Callable[[], bool] = lambda: False) -> None:
     """GIF of the belief (each frame scaled to its own peak), origin at the bottom left, with
-    the true position and the trees on top; also an MP4 beside it when ffmpeg is installed."""
+    the true position and the trees on top; also an MP4 beside it when ffmpeg is installed.
+    Raises DrawingStopped, leaving neither file, once ``interrupted()`` is true."""
     frames = recording.belief_frames
     stride = recording.belief_stride
     size = frames.shape[-1]
@@ -115,6 +122,8 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
     ax.legend(loc="upper right", fontsize=7)
 
     def update(index: int):
+        if interrupted():
+            raise DrawingStopped
         frame = frames[index]
         image.set_data(frame / max(float(frame.max()), 1e-30))
         image.set_extent(extent(index))
@@ -127,11 +136,19 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str) -
         ax.set_title(f"{title}: belief at step {step}{health}", fontsize=9)
         return image, agent
 
-    animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=15), dpi=75)
-    if shutil.which("ffmpeg"):
-        animation.save(str(path.with_suffix(".mp4")), writer=FFMpegWriter(fps=15), dpi=100)
-    plt.close(fig)
+    try:
+        animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
+        animation.save(str(path), writer=PillowWriter(fps=15), dpi=75)
+        if shutil.which("ffmpeg"):
+            animation.save(str(path.with_suffix(".mp4")), writer=FFMpegWriter(fps=15),
+                           dpi=100)
+    except DrawingStopped:
+        # the writers finish what they have on the way out: a GIF of the frames so far
+        path.unlink(missing_ok=True)
+        path.with_suffix(".mp4").unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
 
 
 def plot_rviz_view(path: Path, belief: np.ndarray, origin: tuple[float, float],
