@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from nav_msgs.msg import Odometry
+from PIL import Image
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -92,10 +93,14 @@ def test_replay_reproduces_the_live_beliefs_exactly(live_run):
         np.testing.assert_allclose(event.step.mean, recorded_poses[event.stamp], atol=1e-9)
 
 
-def test_replay_command_writes_the_run_report(live_run, tmp_path):
+def test_replay_command_writes_the_run_report(live_run, tmp_path, monkeypatch):
+    from treeworld_bringup import recording
+
     out = tmp_path / "replayed"
+    monkeypatch.setattr(recording, "GIF_FRAMES", STEPS // 8)     # every 8th step of 200
     assert main(["replay", str(live_run / "bag"), "--config",
-                 str(live_run / "parameters.yaml"), "--out", str(out)]) == 0
+                 str(live_run / "parameters.yaml"), "--gif", "--out", str(out)]) == 0
+    assert Image.open(out / "belief.gif").n_frames == STEPS // 8
     np.testing.assert_allclose(np.loadtxt(out / "estimate.tum"),
                                np.loadtxt(live_run / "estimate.tum"), atol=1e-9)
     live = json.loads((live_run / "metrics.json").read_text())
@@ -153,7 +158,9 @@ def test_a_belief_read_back_from_its_occupancy_grid():
     assert back[0, 0] == 0
 
 
-def test_eval_of_a_bag_draws_the_belief(live_run, tmp_path):
+def test_eval_of_a_bag_draws_the_belief(live_run, tmp_path, monkeypatch):
+    from treeworld_bringup import recording
+
     out = tmp_path / "bag-eval"
     assert main(["eval", str(live_run / "bag"), "--gif", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -161,6 +168,11 @@ def test_eval_of_a_bag_draws_the_belief(live_run, tmp_path):
     assert metrics["ate_rmse"] == pytest.approx(live["ate_rmse"], rel=1e-9)
     for name in ("world.png", "error.png", "belief.gif", "loss.png"):
         assert (out / name).stat().st_size > 1000, name
+    assert Image.open(out / "belief.gif").n_frames == STEPS // 4
+    # a long bag keeps fewer (here the bound is lowered below this one's every fourth)
+    monkeypatch.setattr(recording, "GIF_FRAMES", STEPS // 10)
+    assert main(["eval", str(live_run / "bag"), "--gif", "--out", str(tmp_path / "few")]) == 0
+    assert Image.open(tmp_path / "few" / "belief.gif").n_frames == STEPS // 10
 
 
 def test_export_writes_tum_files_other_tools_read(live_run, tmp_path):

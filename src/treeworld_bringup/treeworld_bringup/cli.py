@@ -25,7 +25,7 @@ from treeworld_bringup.bags import BagError
 from treeworld_bringup.interrupts import Stopped, StopRequests
 from treeworld_bringup.launcher import DISCOVERY_RANGES, GraphStalled, NodeDied, launch_graph
 from treeworld_bringup.player import PlaybackStalled
-from treeworld_bringup.recording import RunFolderError
+from treeworld_bringup.recording import RunFolderError, gif_stride
 from treeworld_bringup.settings import EXPERIMENTS, Settings, load_settings
 from treeworld_schema import ConfigError
 from treeworld_schema.schema import with_overrides
@@ -131,7 +131,8 @@ def command_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     check_map_options(args, settings)
     recording, scene = run(settings, use_localizer=args.localizer != "none",
-                           belief_stride=4 if args.gif else 0, load_map=args.load_map,
+                           belief_stride=gif_stride(settings.world.steps) if args.gif else 0,
+                           load_map=args.load_map,
                            save_map=args.save_map)
     title = f"treeworld run ({describe(settings, args)})"
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
@@ -179,7 +180,8 @@ def command_launch(args: argparse.Namespace) -> int:
         load_map(args.load_map, localizer.sensory_embedding_dim, localizer.grid_size,
                  localizer.cell_size)
     result = launch_graph(settings, use_localizer=args.localizer != "none",
-                          belief_stride=4 if args.gif else 0, record=args.record,
+                          belief_stride=gif_stride(settings.world.steps) if args.gif else 0,
+                          record=args.record,
                           discovery_range=args.discovery_range, load_map=args.load_map,
                           save_map=args.save_map)
     recording, scene, info, failure = result.recording, result.scene, result.info, result.failure
@@ -247,7 +249,7 @@ def command_replay(args: argparse.Namespace) -> int:
     localizer = with_overrides(settings.localizer, "tem_localizer", device=args.device)
     settings = Settings(settings.world, settings.controller, localizer)
     check_map_options(args, settings)
-    recording, scene = replay(args.bag, settings, belief_stride=4 if args.gif else 0,
+    recording, scene = replay(args.bag, settings, gif=args.gif,
                               salvage=args.salvage, load_map=args.load_map,
                               save_map=args.save_map)
     metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
@@ -266,7 +268,7 @@ def command_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no such run folder or bag")
     is_bag = (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3")
     if is_bag:
-        recording, scene, base = load_run_bag(source, belief_stride=4 if args.gif else 0,
+        recording, scene, base = load_run_bag(source, gif=args.gif,
                                               salvage=args.salvage)
         out = args.out or source.with_name(source.name + "-eval")
     else:

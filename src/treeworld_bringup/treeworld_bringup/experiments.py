@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from treeworld_bringup.outputs import compute_metrics, write_report
+from treeworld_bringup.recording import gif_stride
 from treeworld_bringup.runner import run
 from treeworld_bringup.settings import EXPERIMENTS, experiment_settings
 
@@ -15,7 +16,8 @@ def run_experiment(name: str, out: Path, seed: int = 0, device: str = "auto",
     """Run experiment ``name`` and its dead-reckoning baseline; write the report (with the
     belief's animation when ``gif``) to ``out``."""
     settings = experiment_settings(name, seed, device)
-    recording, scene = run(settings, belief_stride=4 if gif else 0, progress=progress)
+    recording, scene = run(settings, belief_stride=gif_stride(settings.world.steps) if gif else 0,
+                           progress=progress)
     baseline_settings = dataclasses.replace(
         settings, localizer=dataclasses.replace(settings.localizer, method="deadreckoning"))
     baseline, _ = run(baseline_settings, progress=False)

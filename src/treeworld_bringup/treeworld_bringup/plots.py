@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from treeworld_bringup.evaluation import errors_over_time  # noqa: E402
 from treeworld_bringup.recording import Recording, Scene  # noqa: E402
@@ -121,9 +122,14 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
     ax.set_ylabel("y")
     ax.legend(loc="upper right", fontsize=7)
 
+    # a few frames a second: a long run's GIF takes a minute
+    bar = tqdm(total=len(frames), desc="drawing belief.gif", unit="frame", mininterval=0.5,
+               leave=False)
+
     def update(index: int):
         if interrupted():
             raise DrawingStopped
+        bar.update(max(0, index + 1 - bar.n))      # the first frame is drawn twice
         frame = frames[index]
         image.set_data(frame / max(float(frame.max()), 1e-30))
         image.set_extent(extent(index))
@@ -148,6 +154,7 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
         path.with_suffix(".mp4").unlink(missing_ok=True)
         raise
     finally:
+        bar.close()
         plt.close(fig)
 
 

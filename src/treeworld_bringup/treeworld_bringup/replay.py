@@ -22,7 +22,13 @@ from treeworld_bringup.bags import (
     pose_xy,
     stamp_nanoseconds,
 )
-from treeworld_bringup.recording import NO_TREES, Recording, Scene, scene_from_markers
+from treeworld_bringup.recording import (
+    NO_TREES,
+    Recording,
+    Scene,
+    gif_stride,
+    scene_from_markers,
+)
 from treeworld_bringup.runner import corrected_estimates, localizer_summary, save_map_at_end
 from treeworld_bringup.settings import Settings
 from treeworld_schema import topics
@@ -73,13 +79,14 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
             yield event
 
 
-def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool = False,
+def replay(path: Path, settings: Settings, gif: bool = False, salvage: bool = False,
            load_map: Path | None = None, save_map: Path | None = None
            ) -> tuple[Recording, Scene]:
-    """Replay ``path`` through a localizer with ``settings.localizer``; with ``salvage``, a
-    damaged bag's intact part (what was lost is listed in the summary). slam: ``load_map``
-    starts in a saved map (the agent first finds itself in it), ``save_map`` writes the map
-    at the end: a map made offline from a recording."""
+    """Replay ``path`` through a localizer with ``settings.localizer``, keeping belief frames
+    for belief.gif with ``gif``; with ``salvage``, a damaged bag's intact part (what was lost
+    is listed in the summary). slam: ``load_map`` starts in a saved map (the agent first finds
+    itself in it), ``save_map`` writes the map at the end: a map made offline from a
+    recording."""
     config = settings.localizer
     localizer = Localizer(config)
     if load_map is not None:
@@ -96,6 +103,7 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
     stamps, estimates, losses, frames, origins, places = [], [], [], [], [], []
     with BagReader(path, salvage) as bag:
         damage = bag.damage
+        belief_stride = gif_stride(bag.topics.get(topics.ODOM, ("", 0))[1]) if gif else 0
         for event in replay_events(bag, localizer, config, on_other):
             if event.step.skipped is not None:
                 continue
@@ -122,6 +130,6 @@ def replay(path: Path, settings: Settings, belief_stride: int = 0, salvage: bool
         corrected=corrected_estimates(localizer, estimates, places),
         belief_frames=np.stack(frames) if frames else None,
         belief_origins=np.array(origins) if frames else None,
-        belief_stride=belief_stride or 4, grid_extent=config.extent,
+        belief_stride=belief_stride, grid_extent=config.extent,
         summary=summary)
     return recording, scene[0]

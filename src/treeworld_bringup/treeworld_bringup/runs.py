@@ -14,6 +14,7 @@ from treeworld_bringup.recording import (
     RunFolderError,
     Scene,
     belief_from_occupancy,
+    gif_stride,
     scene_from_json,
     scene_from_markers,
 )
@@ -45,10 +46,10 @@ def load_run_folder(folder: Path) -> tuple[Recording, Scene, dict]:
     return recording, scene, metrics
 
 
-def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
+def load_run_bag(path: Path, gif: bool = False, salvage: bool = False
                  ) -> tuple[Recording, Scene, dict]:
-    """Ground truth and the localizer's poses (and beliefs, trees, losses) from a bag; with
-    ``salvage``, from its intact part."""
+    """Ground truth and the localizer's poses (and trees, losses, and with ``gif`` belief
+    frames for belief.gif) from a bag; with ``salvage``, from its intact part."""
     truth, estimates, beliefs, losses = {}, {}, {}, {}
     scene, grid_info = NO_TREES, None
     with BagReader(path, salvage) as bag:
@@ -58,6 +59,8 @@ def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
         optional = [t for t in (topics.BELIEF, topics.TREES, topics.DIAGNOSTICS) if bag.has(t)]
         for topic in optional:
             bag.require(topic, bag.topics[topic][0])
+        belief_stride = gif_stride(bag.topics[topics.POSE][1]) if gif else 0
+        kept = 0                         # the beliefs read so far: one a step, in order
         for message, decoded in bag.decoded([topics.GROUND_TRUTH, topics.POSE, *optional]):
             if message.topic == topics.GROUND_TRUTH:
                 truth[stamp_nanoseconds(decoded)] = pose_xy(decoded)
@@ -65,9 +68,11 @@ def load_run_bag(path: Path, belief_stride: int = 4, salvage: bool = False
                 estimates[stamp_nanoseconds(decoded)] = pose_xy(decoded)
             elif message.topic == topics.BELIEF:
                 grid_info = decoded.info
-                beliefs[stamp_nanoseconds(decoded)] = (
-                    np.array(decoded.data, np.int8),
-                    (grid_info.origin.position.x, grid_info.origin.position.y))
+                if belief_stride and kept % belief_stride == 0:
+                    beliefs[stamp_nanoseconds(decoded)] = (
+                        np.array(decoded.data, np.int8),
+                        (grid_info.origin.position.x, grid_info.origin.position.y))
+                kept += 1
             elif message.topic == topics.TREES:
                 scene = scene_from_markers(decoded)
             else:
