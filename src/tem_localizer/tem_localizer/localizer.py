@@ -59,6 +59,7 @@ class Counters:
     lost: int = 0
     late_frames: int = 0            # motion integrated, smell dropped: it came too late
     odometry_resets: int = 0        # odometry jumped (a driver restart): re-anchored
+    time_restarts: int = 0          # stamps went back (a bag played again): started over
 
 
 class Localizer:
@@ -143,6 +144,16 @@ class Localizer:
         if kind not in self.warned:
             self.warned.add(kind)
             log.warning(message)
+
+    def restart_time(self, jump: float) -> None:
+        """The input's stamps went ``jump`` seconds back for good: a new run of time (a bag
+        played again or looped, a simulator restarted). Start over, counters kept; counted,
+        warned each time."""
+        self.reset()
+        self.counters.time_restarts += 1
+        log.warning(f"time went back {jump:.1f} s (several steps stamped before the last one "
+                    "used: a bag played again or looped, a simulator restarted); starting over "
+                    "from them as ~/reset does (counted as 'time_restarts')")
 
     def odometry_reset(self, jump: float) -> None:
         """Odometry jumped by ``jump`` world units between two steps: not motion but a reset

@@ -162,11 +162,15 @@ class TemLocalizerNode(Node):
         self.on_event(self.stream.command(io.stamp_nanoseconds(message.header.stamp),
                                           [linear.x, linear.y]), started)
 
-    def on_event(self, event: StreamEvent | None, started: float) -> None:
-        """Publish a step's estimate (unless it was late), diagnostics for every step handled,
-        then the progress the simulator waits for."""
-        if event is None:
-            return
+    def on_event(self, events: list[StreamEvent], started: float) -> None:
+        """For each step a message completed: publish its estimate (unless it was late),
+        diagnostics for every step handled, then the progress the simulator waits for."""
+        for event in events:
+            if event.restarted:             # the localizer has started over: so does the rest
+                self.forget_run()
+            self.on_step(event, started)
+
+    def on_step(self, event: StreamEvent, started: float) -> None:
         self.last_input = time.monotonic()
         stamp = io.nanoseconds_stamp(event.stamp)
         localized = event.step.skipped is None and not event.late
@@ -273,6 +277,7 @@ class TemLocalizerNode(Node):
             keys.CLIPPED_ACTIONS: counters.clipped_actions,
             keys.LATE_FRAMES: counters.late_frames,
             keys.ODOMETRY_RESETS: counters.odometry_resets,
+            keys.TIME_RESTARTS: counters.time_restarts,
             keys.DEVICE: str(self.localizer.device),
         } | {keys.SKIPPED_PREFIX + kind: count for kind, count in counters.skipped.items()}
         if self.localizer.slam is not None:
@@ -316,14 +321,18 @@ class TemLocalizerNode(Node):
 
     def on_reset(self, request, response):
         self.localizer.reset()
+        self.stream.reset()
+        self.forget_run()
+        response.success, response.message = True, "belief and memory reset"
+        return response
+
+    def forget_run(self) -> None:
+        """The localizer started over: its steps, path and closures so far are gone."""
         if self.recall is not None:
             self.recall.forget()
-        self.stream.reset()
         self.trajectory.clear()
         self.path_stamp = None
         self.closures = []
-        response.success, response.message = True, "belief and memory reset"
-        return response
 
 
 class Recall:

@@ -8,6 +8,7 @@ belief.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,6 +25,12 @@ from tem_localizer.localizer import Localizer, LocalizerStep
 from treeworld_schema.frames import yaw_of
 from treeworld_schema.topics import SMELL_ENCODING
 
+# A step stamped this long before the last one used belongs to another run of time (a bag
+# played again or looped, a simulator restarted), not to this one's stragglers ...
+RESTART_GAP_NS = 1_000_000_000
+# ... and this many of them, complete and in order, say that time has restarted
+RESTART_STEPS = 3
+
 
 @dataclass(frozen=True)
 class StreamEvent:
@@ -31,6 +38,7 @@ class StreamEvent:
     step: LocalizerStep      # ``step.skipped`` names the reason when nothing was used
     late: bool = False       # only the motion was integrated: the step came too late
     odometry_pose: np.ndarray | None = None   # (3,) x, y, yaw in the odometry frame
+    restarted: bool = False  # the first step after time restarted: the localizer starts over
 
 
 class SensorStream:
@@ -41,6 +49,12 @@ class SensorStream:
     smell dropped, so a localizer slower than real time stays current instead of falling
     further behind. Consecutive odometry poses more than ``max_odometry_jump`` apart (world
     units, 0 = never) are a reset of odometry's origin: that step moves nothing.
+
+    Input stamped before the last step used is stale and skipped, except when time has
+    restarted: odometry and observations stamped more than RESTART_GAP_NS before it are held
+    aside, and once RESTART_STEPS steps of them are complete the localizer starts over (as
+    ``~/reset`` does) with those steps; counted as ``time_restarts``. Held input that time
+    moves on past counts as stale. Each call returns the steps it completed, in order.
     """
 
     def __init__(self, localizer: Localizer, action_source: str = "odom",
@@ -58,26 +72,42 @@ class SensorStream:
     def reset(self) -> None:
         # stamp -> {"odom": (2,), "yaw": radians, "smell": (D,) or "image": (H, W, 3)}
         self.pending: dict[int, dict] = {}
+        self.earlier: dict[int, dict] = {}     # the same, held from before the last step
         self.commands: dict[int, np.ndarray] = {}   # stamp -> velocity (2,) from that step
         self.last_stamp = -1                   # the last used step
         self.last_position: np.ndarray | None = None
 
-    def _rejected(self, stamp: int, kind: str, message: str) -> StreamEvent:
-        return StreamEvent(stamp, self.localizer.reject(kind, message))
+    def _rejected(self, stamp: int, kind: str, message: str) -> list[StreamEvent]:
+        return [StreamEvent(stamp, self.localizer.reject(kind, message))]
 
-    def _check(self, what: str, stamp: int, frame: str, expected_frame: str) -> StreamEvent | None:
+    def _check(self, what: str, stamp: int, frame: str, expected_frame: str
+               ) -> list[StreamEvent] | None:
         if frame != expected_frame:
             return self._rejected(stamp, "unknown_frame",
                                   f"{what} in frame '{frame}', expected '{expected_frame}'")
-        if stamp <= self.last_stamp:
+        if stamp <= self.last_stamp and not self._from_earlier(stamp):
             return self._rejected(stamp, "stale_stamp", f"{what} stamped {stamp} ns, not after "
                                   f"the last used step at {self.last_stamp} ns")
-        if what in self.pending.get(stamp, {}):
+        if what in self._entries(stamp).get(stamp, {}):
             return self._rejected(stamp, "repeated_stamp", f"a second {what} stamped {stamp} ns")
         return None
 
+    def _from_earlier(self, stamp: int) -> bool:
+        """Whether ``stamp`` may belong to a restarted run of time (commanded velocities are
+        paired by the step before, which a restart cuts: their stale stamps stay stale)."""
+        return self.action_source == "odom" and stamp < self.last_stamp - RESTART_GAP_NS
+
+    def _entries(self, stamp: int) -> dict[int, dict]:
+        """Where the input stamped ``stamp`` waits for its partner."""
+        return self.earlier if self._from_earlier(stamp) else self.pending
+
+    def _add(self, stamp: int, values: dict) -> list[StreamEvent]:
+        entries = self._entries(stamp)
+        entries.setdefault(stamp, {}).update(values)
+        return self._try_step(stamp) if entries is self.pending else self._try_restart()
+
     def odometry(self, stamp: int, frame: str, position,
-                 orientation=(0.0, 0.0, 0.0, 1.0)) -> StreamEvent | None:
+                 orientation=(0.0, 0.0, 0.0, 1.0)) -> list[StreamEvent]:
         """An odometry pose: ``position`` (world units) and ``orientation`` (a quaternion x, y,
         z, w) in the odometry frame."""
         rejected = self._check("odom", stamp, frame, self.odom_frame)
@@ -87,12 +117,9 @@ class SensorStream:
             yaw = yaw_of(*orientation)
         except ValueError as error:
             return self._rejected(stamp, "bad_quaternion", f"odom orientation: {error}")
-        entry = self.pending.setdefault(stamp, {})
-        entry["odom"] = np.asarray(position, dtype=np.float64)
-        entry["yaw"] = yaw
-        return self._try_step(stamp)
+        return self._add(stamp, {"odom": np.asarray(position, dtype=np.float64), "yaw": yaw})
 
-    def smell(self, stamp: int, frame: str, image: RawImage) -> StreamEvent | None:
+    def smell(self, stamp: int, frame: str, image: RawImage) -> list[StreamEvent]:
         """A smell as a one-row 32FC1 image of D floats."""
         rejected = self._check("smell", stamp, frame, self.smell_frame)
         if rejected is not None:
@@ -107,11 +134,10 @@ class SensorStream:
                                   f"bytes of data, expected {4 * image.width} and "
                                   f"{4 * image.width}")
         values = np.frombuffer(image.data, ">f4" if image.big_endian else "<f4")
-        self.pending.setdefault(stamp, {})["smell"] = values.astype(np.float32)
-        return self._try_step(stamp)
+        return self._add(stamp, {"smell": values.astype(np.float32)})
 
     def camera(self, stamp: int, frame: str, image: RawImage | CompressedFrame
-               ) -> StreamEvent | None:
+               ) -> list[StreamEvent]:
         """A camera image, raw or compressed; it is encoded once its odometry (and so the
         heading it was taken at) is known."""
         rejected = self._check("image", stamp, frame, self.camera_frame)
@@ -122,13 +148,12 @@ class SensorStream:
                 decode_compressed(image)
         except ImageError as error:
             return self._rejected(stamp, error.kind, str(error))
-        self.pending.setdefault(stamp, {})["image"] = pixels
-        return self._try_step(stamp)
+        return self._add(stamp, {"image": pixels})
 
-    def command(self, stamp: int, velocity) -> StreamEvent | None:
+    def command(self, stamp: int, velocity) -> list[StreamEvent]:
         """A commanded velocity (world units / s), valid from ``stamp`` to the next step."""
         self.commands[stamp] = np.asarray(velocity, dtype=np.float64)
-        return self._try_step(min(self.pending)) if self.pending else None
+        return self._try_step(min(self.pending)) if self.pending else []
 
     def _ready(self, entry: dict) -> bool:
         if "smell" not in entry and "image" not in entry:
@@ -151,10 +176,27 @@ class SensorStream:
             return np.zeros(2)
         return action
 
-    def _try_step(self, stamp: int) -> StreamEvent | None:
+    def _try_restart(self) -> list[StreamEvent]:
+        """Start over once RESTART_STEPS held steps are complete: the localizer forgets this
+        run (as ``~/reset`` does, its counters kept), the held steps begin the next."""
+        complete = sorted(s for s, entry in self.earlier.items() if self._ready(entry))
+        if len(complete) < RESTART_STEPS:
+            return []
+        held = self.earlier
+        self.localizer.restart_time((self.last_stamp - complete[0]) * 1e-9)
+        self.reset()
+        events = []
+        for stamp in sorted(held):
+            self.pending[stamp] = held[stamp]
+            events += self._try_step(stamp)
+        if events:
+            events[0] = dataclasses.replace(events[0], restarted=True)
+        return events
+
+    def _try_step(self, stamp: int) -> list[StreamEvent]:
         entry = self.pending[stamp]
         if not self._ready(entry):
-            return None
+            return []
         for older in [s for s in self.pending if s < stamp]:
             # never completed: its partner was lost, rejected, or never sent (a camera slower
             # than odometry); its odometry is not lost, the next step's displacement has it
@@ -162,6 +204,12 @@ class SensorStream:
             missing = "odom" if "smell" in entry_older or "image" in entry_older else \
                 "observation"
             self.localizer.reject("unpaired", f"nothing came for the {missing} at {older} ns")
+        for held, inputs in self.earlier.items():
+            # time went on from where it was: what was held aside was stale after all
+            for what in inputs.keys() & {"odom", "smell", "image"}:
+                self.localizer.reject("stale_stamp", f"{what} stamped {held} ns, not after "
+                                      f"the last used step at {self.last_stamp} ns")
+        self.earlier = {}
         del self.pending[stamp]
         late = bool(self.max_input_age) and self.now is not None and \
             self.now() - stamp > self.max_input_age
@@ -181,4 +229,4 @@ class SensorStream:
             if "odom" in entry:
                 self.last_position = entry["odom"]
         pose = np.append(entry["odom"], entry["yaw"]) if "odom" in entry else None
-        return StreamEvent(stamp, result, late, pose)
+        return [StreamEvent(stamp, result, late, pose)]

@@ -111,17 +111,17 @@ def test_camera_frames_pair_with_odometry_by_stamp_and_bad_ones_are_counted():
     s = camera_stream()
     frame = raw(panorama(0).__mul__(255).astype(np.uint8))
     s.odometry(0, "odom", [0.0, 0.0])
-    assert s.camera(0, "base_link", frame).step.skipped is None
+    assert s.camera(0, "base_link", frame)[0].step.skipped is None
     for step in range(1, 7):
         s.odometry(step * STAMP, "odom", [5.0 * step, 0.0])
         if step == 2:
-            assert s.camera(step * STAMP, "base_link", CompressedFrame("jpeg", b"junk")) \
+            assert s.camera(step * STAMP, "base_link", CompressedFrame("jpeg", b"junk"))[0] \
                 .step.skipped == "corrupt_image"
         elif step == 4:
-            assert s.camera(step * STAMP, "camera_optical", frame).step.skipped == \
+            assert s.camera(step * STAMP, "camera_optical", frame)[0].step.skipped == \
                 "unknown_frame"
         elif step == 6:
-            assert s.camera(step * STAMP, "base_link", frame).step.mean[0] == \
+            assert s.camera(step * STAMP, "base_link", frame)[0].step.mean[0] == \
                 pytest.approx(30.0)
     assert s.localizer.counters.skipped == {"corrupt_image": 1, "unknown_frame": 1,
                                             "unpaired": 5}

@@ -4,7 +4,7 @@ import pytest
 
 from tem_localizer import Localizer, LocalizerConfig
 from tem_localizer.camera import RawImage
-from tem_localizer.stream import SensorStream
+from tem_localizer.stream import SensorStream, StreamEvent
 
 SMELL = np.ones(4, np.float32)
 
@@ -22,10 +22,17 @@ def stream(**options) -> SensorStream:
     return SensorStream(localizer, **options)
 
 
+def only(events: list[StreamEvent]) -> StreamEvent | None:
+    """The step a message completed, if any (a message completes at most one, except when
+    time restarts)."""
+    assert len(events) <= 1, events
+    return events[0] if events else None
+
+
 def feed(stream: SensorStream, step: int, x: float, orientation=(0.0, 0.0, 0.0, 1.0)):
     stamp = step * 100_000_000
     stream.odometry(stamp, "odom", [x, 0.0], orientation)
-    return stream.smell(stamp, "map", image())
+    return only(stream.smell(stamp, "map", image()))
 
 
 def test_an_odometry_jump_is_a_reset_not_motion(caplog):
@@ -75,7 +82,7 @@ def test_a_step_that_never_gets_its_partner_is_counted_and_its_motion_kept(caplo
     for step in range(1, 7):
         s.odometry(step * 100_000_000, "odom", [5.0 * step, 0.0])
         if step % 2 == 0:
-            event = s.smell(step * 100_000_000, "map", image())
+            event = only(s.smell(step * 100_000_000, "map", image()))
             assert event.step.mean[0] == pytest.approx(5.0 * step)
     assert s.localizer.counters.skipped == {"unpaired": 3}
     assert caplog.text.count("counted as 'unpaired'") == 1
@@ -90,7 +97,7 @@ def test_a_smell_image_whose_size_does_not_add_up_is_refused_and_counted(changes
     s = stream()
     feed(s, 0, 0.0)
     s.odometry(100_000_000, "odom", [5.0, 0.0])
-    event = s.smell(100_000_000, "map", image(**changes))
+    event = only(s.smell(100_000_000, "map", image(**changes)))
     assert event.step.skipped == "bad_image_size"
     assert feed(s, 2, 9.0).step.mean[0] == pytest.approx(9.0)   # no displacement lost
 
@@ -100,7 +107,58 @@ def test_a_big_endian_smell_is_read_as_such():
     values = np.array([1.0, 2.0, 3.0, 4.0])
     s.smell(0, "map", image(data=values.astype(">f4").tobytes(), big_endian=True))
     np.testing.assert_array_equal(s.pending[0]["smell"], values)   # waiting for its odom
-    assert s.odometry(0, "odom", [0.0, 0.0]).step.skipped is None
+    assert only(s.odometry(0, "odom", [0.0, 0.0])).step.skipped is None
     s.odometry(100_000_000, "odom", [1.0, 0.0])
-    wrong = s.smell(100_000_000, "map", image(values=[1.0, 2.0, 3.0]))
+    wrong = only(s.smell(100_000_000, "map", image(values=[1.0, 2.0, 3.0])))
     assert wrong.step.skipped == "wrong_smell_length"      # sizes add up, D does not
+
+
+def test_time_that_restarts_starts_the_localizer_over_and_loses_no_step(caplog):
+    """A bag played again (or looped) into a running localizer: its stamps go back to where
+    they began. The first steps of the second pass are held, then the localizer starts over
+    with them and the second pass localizes exactly as the first did."""
+    s = stream()
+    path = [0.0, 4.0, 9.0, 15.0, 22.0, 30.0] * 20             # 120 steps: 12 s at 10 Hz
+    first = [feed(s, step, x).step.mean[0] for step, x in enumerate(path)]
+    second = []
+    for step, x in enumerate(path):
+        stamp = step * 100_000_000
+        events = s.odometry(stamp, "odom", [x + 1000.0, 0.0])  # odometry starts elsewhere
+        events += s.smell(stamp, "map", image())
+        second += [event.step.mean[0] for event in events]
+        if step < 2:
+            assert events == []                                # held: not yet a restart
+        elif step == 2:
+            assert [event.restarted for event in events] == [True, False, False]
+    assert second == pytest.approx(first)
+    assert s.localizer.counters.time_restarts == 1
+    assert s.localizer.counters.skipped == {}
+    assert caplog.text.count("time went back 11.9 s") == 1
+
+
+def test_a_few_steps_from_the_past_are_stale_and_never_restart_time():
+    """Stragglers: steps stamped long before the last one, fewer than make a restart, while
+    time goes on. They are counted as stale once time moves past them, and change nothing."""
+    s = stream()
+    for step in range(30):
+        feed(s, step, float(step))
+    for stamp in (0, 100_000_000):                # two complete steps from 2.9 s before
+        assert s.odometry(stamp, "odom", [50.0, 0.0]) == []
+        assert s.smell(stamp, "map", image()) == []
+    assert s.localizer.counters.skipped == {}      # held, not yet known to be stale
+    assert feed(s, 30, 30.0).step.mean[0] == pytest.approx(30.0)
+    assert s.localizer.counters.skipped == {"stale_stamp": 4}
+    assert s.localizer.counters.time_restarts == 0
+    assert only(s.smell(2_800_000_000, "map", image())).step.skipped == "stale_stamp"  # recent
+
+
+def test_with_commanded_velocities_stamps_from_the_past_stay_stale():
+    s = stream(action_source="cmd_vel")
+    for step in range(30):
+        stamp = step * 100_000_000
+        s.command(stamp, [10.0, 0.0])
+        s.smell(stamp, "map", image())
+    for step in range(5):
+        stamp = step * 100_000_000
+        assert only(s.smell(stamp, "map", image())).step.skipped == "stale_stamp"
+    assert s.localizer.counters.time_restarts == 0

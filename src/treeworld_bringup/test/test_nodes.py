@@ -318,6 +318,33 @@ def test_reset_service_restarts_the_belief_at_the_next_odometry(tmp_path):
     assert driver.poses[4].pose.pose.position.x == pytest.approx(5.0, abs=0.5)
 
 
+def test_a_recording_played_twice_starts_the_localizer_over(tmp_path):
+    """The same steps again, stamped from the start (a bag played twice, or looped): every
+    step of the second pass was once skipped as stale; now the node starts over with them and
+    localizes them as it did the first time."""
+    smells = np.random.default_rng(0).normal(size=(30, SMELL_DIM)) + 3.0
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], localizer_parameters(tmp_path), tmp_path)
+        try:
+            for again in (0, 1):
+                for step, smell in enumerate(smells):
+                    driver.send(step, x=5.0 * step + 100.0 * again, smell=smell)
+                wait_for(lambda: len(driver.poses) == 30 * (again + 1), 60,
+                         f"pass {again + 1}'s poses", nodes.check_alive)
+            wait_for(lambda: driver.counters().get(keys.STEPS) == "60", 30,
+                     "the last step's report", nodes.check_alive)
+        finally:
+            nodes.stop()
+    first, second = ([pose.pose.pose.position.x for pose in driver.poses[half:half + 30]]
+                     for half in (0, 30))
+    assert second == pytest.approx(first) and first[-1] == pytest.approx(145.0, abs=0.5)
+    counters = driver.counters()
+    assert counters[keys.TIME_RESTARTS] == "1" and counters[keys.SKIPPED_TOTAL] == "0"
+    assert (tmp_path / "tem_localizer.log").read_text().count("time went back 2.9 s") == 1
+
+
 def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
     parameters = tmp_path / "parameters.yaml"
     # no reader to wait for; and the simulator stays up when done, so that this listener,

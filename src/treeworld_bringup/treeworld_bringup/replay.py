@@ -59,24 +59,23 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
                           max_odometry_jump=config.max_odometry_jump,
                           camera_frame=config.camera_frame)
     for message, decoded in bag.decoded([topics.ODOM, observation, *extra]):
-        event = None
+        events = []
         if message.topic == topics.ODOM:
             q = decoded.pose.pose.orientation
-            event = stream.odometry(stamp_nanoseconds(decoded), decoded.header.frame_id,
+            events = stream.odometry(stamp_nanoseconds(decoded), decoded.header.frame_id,
                                     pose_xy(decoded), (q.x, q.y, q.z, q.w))
         elif message.topic == topics.SMELL:
-            event = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
-                                 RawImage.of(decoded))
-        elif message.topic == topics.CAMERA:
-            event = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
+            events = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
                                   RawImage.of(decoded))
+        elif message.topic == topics.CAMERA:
+            events = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                   RawImage.of(decoded))
         elif message.topic == topics.CAMERA_COMPRESSED:
-            event = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
-                                  CompressedFrame.of(decoded))
+            events = stream.camera(stamp_nanoseconds(decoded), decoded.header.frame_id,
+                                   CompressedFrame.of(decoded))
         elif on_other is not None:
             on_other(message.topic, decoded)
-        if event is not None:
-            yield event
+        yield from events
 
 
 def replay(path: Path, settings: Settings, gif: bool = False, salvage: bool = False,

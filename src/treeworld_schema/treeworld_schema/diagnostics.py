@@ -28,6 +28,7 @@ LOST = "lost"
 CLIPPED_ACTIONS = "clipped_actions"
 LATE_FRAMES = "late_frames"
 ODOMETRY_RESETS = "odometry_resets"
+TIME_RESTARTS = "time_restarts"     # stamps went back for good: the localizer started over
 DEVICE = "device"
 # ... and with method slam
 CLOSURES_ACCEPTED = "closures_accepted"      # closures in the graph, all kinds
