@@ -151,9 +151,9 @@ class Localizer:
         warned each time."""
         self.reset()
         self.counters.time_restarts += 1
-        log.warning(f"time went back {jump:.1f} s (several steps stamped before the last one "
+        log.warning(f"time went back {jump:.1f} s (a whole step stamped before the last one "
                     "used: a bag played again or looped, a simulator restarted); starting over "
-                    "from them as ~/reset does (counted as 'time_restarts')")
+                    "from it as ~/reset does (counted as 'time_restarts')")
 
     def odometry_reset(self, jump: float) -> None:
         """Odometry jumped by ``jump`` world units between two steps: not motion but a reset

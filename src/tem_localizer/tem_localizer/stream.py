@@ -25,11 +25,10 @@ from tem_localizer.localizer import Localizer, LocalizerStep
 from treeworld_schema.frames import yaw_of
 from treeworld_schema.topics import SMELL_ENCODING
 
-# A step stamped this long before the last one used belongs to another run of time (a bag
-# played again or looped, a simulator restarted), not to this one's stragglers ...
+# A whole step (odometry and observation) stamped this long before the last step used belongs
+# to another run of time (a bag played again or looped, a simulator restarted): each topic
+# arrives in order, so a whole step cannot fall behind a later one by being late
 RESTART_GAP_NS = 1_000_000_000
-# ... and this many of them, complete and in order, say that time has restarted
-RESTART_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,9 @@ class SensorStream:
 
     Input stamped before the last step used is stale and skipped, except when time has
     restarted: odometry and observations stamped more than RESTART_GAP_NS before it are held
-    aside, and once RESTART_STEPS steps of them are complete the localizer starts over (as
-    ``~/reset`` does) with those steps; counted as ``time_restarts``. Held input that time
-    moves on past counts as stale. Each call returns the steps it completed, in order.
+    aside, and once one of those steps is complete the localizer starts over (as ``~/reset``
+    does) from it; counted as ``time_restarts``. Held input that time moves on past counts as
+    stale. Each call returns the steps it completed, in order.
     """
 
     def __init__(self, localizer: Localizer, action_source: str = "odom",
@@ -104,7 +103,7 @@ class SensorStream:
     def _add(self, stamp: int, values: dict) -> list[StreamEvent]:
         entries = self._entries(stamp)
         entries.setdefault(stamp, {}).update(values)
-        return self._try_step(stamp) if entries is self.pending else self._try_restart()
+        return self._try_step(stamp) if entries is self.pending else self._try_restart(stamp)
 
     def odometry(self, stamp: int, frame: str, position,
                  orientation=(0.0, 0.0, 0.0, 1.0)) -> list[StreamEvent]:
@@ -176,19 +175,18 @@ class SensorStream:
             return np.zeros(2)
         return action
 
-    def _try_restart(self) -> list[StreamEvent]:
-        """Start over once RESTART_STEPS held steps are complete: the localizer forgets this
-        run (as ``~/reset`` does, its counters kept), the held steps begin the next."""
-        complete = sorted(s for s, entry in self.earlier.items() if self._ready(entry))
-        if len(complete) < RESTART_STEPS:
+    def _try_restart(self, stamp: int) -> list[StreamEvent]:
+        """Start over once the held step at ``stamp`` is complete: the localizer forgets this
+        run (as ``~/reset`` does, its counters kept), the held input begins the next."""
+        if not self._ready(self.earlier[stamp]):
             return []
         held = self.earlier
-        self.localizer.restart_time((self.last_stamp - complete[0]) * 1e-9)
+        self.localizer.restart_time((self.last_stamp - stamp) * 1e-9)
         self.reset()
         events = []
-        for stamp in sorted(held):
-            self.pending[stamp] = held[stamp]
-            events += self._try_step(stamp)
+        for earlier in sorted(held):
+            self.pending[earlier] = held[earlier]
+            events += self._try_step(earlier)
         if events:
             events[0] = dataclasses.replace(events[0], restarted=True)
         return events

@@ -115,41 +115,44 @@ def test_a_big_endian_smell_is_read_as_such():
 
 def test_time_that_restarts_starts_the_localizer_over_and_loses_no_step(caplog):
     """A bag played again (or looped) into a running localizer: its stamps go back to where
-    they began. The first steps of the second pass are held, then the localizer starts over
-    with them and the second pass localizes exactly as the first did."""
+    they began. The localizer starts over with the first whole step of the second pass and
+    localizes it exactly as it did the first."""
     s = stream()
     path = [0.0, 4.0, 9.0, 15.0, 22.0, 30.0] * 20             # 120 steps: 12 s at 10 Hz
     first = [feed(s, step, x).step.mean[0] for step, x in enumerate(path)]
     second = []
     for step, x in enumerate(path):
         stamp = step * 100_000_000
-        events = s.odometry(stamp, "odom", [x + 1000.0, 0.0])  # odometry starts elsewhere
-        events += s.smell(stamp, "map", image())
-        second += [event.step.mean[0] for event in events]
-        if step < 2:
-            assert events == []                                # held: not yet a restart
-        elif step == 2:
-            assert [event.restarted for event in events] == [True, False, False]
+        # odometry starts elsewhere; on the first step it comes after the smell
+        events = s.smell(stamp, "map", image()) if step == 0 else []
+        events += s.odometry(stamp, "odom", [x + 1000.0, 0.0])
+        if step > 0:
+            events += s.smell(stamp, "map", image())
+        assert [event.restarted for event in events] == [step == 0]
+        second.append(events[0].step.mean[0])
     assert second == pytest.approx(first)
     assert s.localizer.counters.time_restarts == 1
     assert s.localizer.counters.skipped == {}
     assert caplog.text.count("time went back 11.9 s") == 1
 
 
-def test_a_few_steps_from_the_past_are_stale_and_never_restart_time():
-    """Stragglers: steps stamped long before the last one, fewer than make a restart, while
-    time goes on. They are counted as stale once time moves past them, and change nothing."""
+def test_input_from_the_past_that_never_makes_a_whole_step_is_stale():
+    """Stragglers: odometry stamped long before the last step, whose observation never
+    comes, while time goes on. It is counted as stale once time moves past it and changes
+    nothing; so is a whole step from less than a second before."""
     s = stream()
     for step in range(30):
         feed(s, step, float(step))
-    for stamp in (0, 100_000_000):                # two complete steps from 2.9 s before
+    for stamp in (0, 100_000_000):                         # 2.9 s before the last step
         assert s.odometry(stamp, "odom", [50.0, 0.0]) == []
-        assert s.smell(stamp, "map", image()) == []
     assert s.localizer.counters.skipped == {}      # held, not yet known to be stale
     assert feed(s, 30, 30.0).step.mean[0] == pytest.approx(30.0)
-    assert s.localizer.counters.skipped == {"stale_stamp": 4}
+    assert s.localizer.counters.skipped == {"stale_stamp": 2}
+    stamp = 2_500_000_000                                  # 0.5 s before: a late step
+    assert only(s.odometry(stamp, "odom", [50.0, 0.0])).step.skipped == "stale_stamp"
+    assert only(s.smell(stamp, "map", image())).step.skipped == "stale_stamp"
     assert s.localizer.counters.time_restarts == 0
-    assert only(s.smell(2_800_000_000, "map", image())).step.skipped == "stale_stamp"  # recent
+    assert feed(s, 31, 31.0).step.mean[0] == pytest.approx(31.0)
 
 
 def test_with_commanded_velocities_stamps_from_the_past_stay_stale():

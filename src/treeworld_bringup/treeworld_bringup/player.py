@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import rclpy
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
@@ -34,19 +35,24 @@ class PlaybackStalled(RuntimeError):
 
 
 class Player(Node):
-    def __init__(self, connections: dict[str, str]):
-        super().__init__("treeworld_bag_player")
+    def __init__(self, connections: dict[str, str], context: Context | None = None):
+        super().__init__("treeworld_bag_player", context=context)
         self.publishers_by_topic = {
             topic: self.create_publisher(message_class(msgtype), topic, topic_qos(topic))
             for topic, msgtype in connections.items()}
         self.clock = self.create_publisher(Clock, io.CLOCK, io.step_qos()) \
             if io.CLOCK not in connections else None
         self.handled = -1      # the stamp of the newest step the localizer has handled
+        self.sent = -1         # the stamp of the newest message published
         self.create_subscription(Clock, io.LOCALIZER_PROGRESS, self.on_progress,
                                  io.latest_qos())
 
     def on_progress(self, message: Clock) -> None:
-        self.handled = max(self.handled, io.stamp_nanoseconds(message.clock))
+        stamp = io.stamp_nanoseconds(message.clock)
+        # beyond anything sent: the localizer's report from before this playback (the same
+        # bag played before, kept for late joiners), which would wave every step through
+        if stamp <= self.sent:
+            self.handled = max(self.handled, stamp)
 
 
 def play(path: Path, rate: float = 1.0, lockstep: bool = False,
@@ -89,6 +95,8 @@ def _publish(player: Player, bag: BagReader, selected: list[str], rate: float, l
         if player.clock is not None or lockstep:
             decoded = message.decode()
             stamp = stamp_nanoseconds(decoded) if hasattr(decoded, "header") else None
+        if stamp is not None:
+            player.sent = max(player.sent, stamp)
         if player.clock is not None and stamp is not None and stamp > last_clock:
             player.clock.publish(Clock(clock=io.nanoseconds_stamp(stamp)))
             last_clock = stamp
