@@ -37,7 +37,7 @@ from ros_support import (
 )
 from treeworld_bringup.bags import BagReader
 from treeworld_bringup.cli import main
-from treeworld_bringup.launcher import Gatherer, NodeProcesses, complete
+from treeworld_bringup.launcher import Gatherer, NodeProcesses, awaited, complete
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -327,7 +327,9 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
             pose.header.stamp = io.step_stamp(step, period)
             gatherer.on_pose(pose)
         assert gatherer.reported == 4
-        assert not complete(gatherer.data, steps, use_localizer=True, record=False)
+        # what a stalled launch names as still awaited
+        assert awaited(gatherer.data, steps, use_localizer=True, record=False) == \
+            ["estimates (5 of 10)"]
         for step in range(5, steps):               # repaired: the rest arrive in order
             pose = PoseWithCovarianceStamped()
             pose.header.stamp = io.step_stamp(step, period)
@@ -338,7 +340,8 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
         gatherer.data.recorded = {io.GROUND_TRUTH: str(steps + 1), io.SMELL: str(steps),
                                   io.ODOM: str(steps), io.POSE: str(steps),
                                   io.BELIEF: str(steps), io.DIAGNOSTICS: "3"}
-        assert not complete(gatherer.data, steps, use_localizer=True, record=True)
+        assert awaited(gatherer.data, steps, use_localizer=True, record=True) == \
+            [f"{io.DIAGNOSTICS} in the bag (3 of at least 11)"]
         gatherer.data.recorded[io.DIAGNOSTICS] = str(steps + 1)
         assert complete(gatherer.data, steps, use_localizer=True, record=True)
         gatherer.destroy_node()

@@ -314,8 +314,12 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                                else gatherer.data.truth) - bar.n)
                 nodes.check_alive()
                 if time.monotonic() - gatherer.last_progress > stall_seconds:
+                    missing = awaited(gatherer.data, steps, use_localizer, record,
+                                      camera_topics, use_localizer and
+                                      settings.localizer.keeps_belief_grid)
                     raise GraphStalled(f"no progress for {stall_seconds:.0f} s at step "
-                                       f"{len(gatherer.data.truth)} of {steps}")
+                                       f"{len(gatherer.data.truth)} of {steps}; still "
+                                       f"waiting for {', '.join(missing)}")
         except (NodeDied, GraphStalled, Stopped) as error:
             failure = error
             _drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
@@ -368,15 +372,22 @@ def _drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 
 
 def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
              camera_topics: tuple[str, ...] = (), beliefs: bool = True) -> bool:
-    """Whether everything the run published has arrived: every true pose, every estimate and
-    the localizer's report of its last step, and with ``record`` every message in the bag
+    """Whether everything the run published has arrived (see ``awaited``)."""
+    return not awaited(data, steps, use_localizer, record, camera_topics, beliefs)
+
+
+def awaited(data: Gathered, steps: int, use_localizer: bool, record: bool,
+            camera_topics: tuple[str, ...] = (), beliefs: bool = True) -> list[str]:
+    """What of the run has not arrived yet, in words: every true pose, every estimate and the
+    localizer's report of its last step, and with ``record`` every message in the bag
     (``camera_topics``: the simulator's camera topics, one image per step; ``beliefs``: the
     localizer publishes a belief grid each step, which dead reckoning does not)."""
     if not data.sim_totals:
-        return False
+        return ["the simulator's totals"]
     ran = int(data.sim_totals[keys.STEPS])        # fewer than ``steps`` if the agent died
+    missing = []
     if ran not in data.truth or len(data.truth) < ran + 1:
-        return False
+        missing.append(f"true poses ({len(data.truth)} of {ran + 1})")
     if record:
         recorded = {topic: int(count) for topic, count in data.recorded.items()}
         # /diagnostics: the localizer's report of each step and the simulator's totals, at
@@ -385,12 +396,17 @@ def complete(data: Gathered, steps: int, use_localizer: bool, record: bool,
             {io.POSE: ran, io.DIAGNOSTICS: ran + 1} if use_localizer else {}) | (
             {io.BELIEF: ran} if use_localizer and beliefs else {}) | \
             {topic: ran for topic in camera_topics}
-        if any(recorded.get(topic, 0) < count for topic, count in needed.items()):
-            return False
+        missing += [f"{topic} in the bag ({recorded.get(topic, 0)} of at least {count})"
+                    for topic, count in needed.items() if recorded.get(topic, 0) < count]
     # The estimates and the localizer's reports come from different writers: a sample lost on
     # the way holds back every later one of its writer until it is repaired, so one arriving
     # says nothing about the other.
-    return not use_localizer or (data.localizer_handled >= ran - 1 and len(data.estimates) >= ran)
+    if use_localizer and len(data.estimates) < ran:
+        missing.append(f"estimates ({len(data.estimates)} of {ran})")
+    if use_localizer and data.localizer_handled < ran - 1:
+        missing.append(f"the localizer's report of step {ran - 1} (the newest: "
+                       f"{data.localizer_handled})")
+    return missing
 
 
 def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_stride: int,
