@@ -528,11 +528,16 @@ def test_salvage_replays_the_intact_part_of_a_truncated_bag(live_run, tmp_path, 
 
 
 def test_a_payload_damaged_chunk_is_skipped_by_salvage(live_run, tmp_path):
+    """All messages counted, not one topic's: which topics the first chunk holds depends on
+    when the recorder met each writer (it once held no /odom: the recorder got all 200 from
+    the history late, and a count of /odom alone lost none)."""
+    with BagReader(live_run / "bag") as reader:
+        recorded = sum(count for _, count in reader.topics.values())
     bag = damaged_copy(live_run, tmp_path, "payload")
     with BagReader(bag, salvage=True) as reader:
         assert any("chunk 0" in line for line in reader.damage)
-        kept = sum(1 for _ in reader.messages([io.ODOM]))
-    assert 0 < kept < STEPS
+        kept = sum(1 for _ in reader.messages())
+    assert 0 < kept < recorded
 
 
 def test_metadata_that_promises_more_than_the_file_holds_is_refused(live_run, tmp_path):
