@@ -132,8 +132,7 @@ def command_run(args: argparse.Namespace) -> int:
     check_map_options(args, settings)
     recording, scene = run(settings, use_localizer=args.localizer != "none",
                            belief_stride=gif_stride(settings.world.steps) if args.gif else 0,
-                           load_map=args.load_map,
-                           save_map=args.save_map)
+                           load_map=args.load_map, save_map=args.save_map)
     title = f"treeworld run ({describe(settings, args)})"
     metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
                            gif=args.gif)

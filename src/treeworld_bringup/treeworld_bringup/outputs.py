@@ -63,7 +63,7 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
     ``pictures`` are (name, write(path)) pairs for further data and pictures; ``base_metrics``
     are metrics that the recording's own evaluation updates. The data comes first; once
     ``interrupted()`` is true, the pictures not yet drawn are skipped (drawing a long run's
-    belief.gif takes minutes, and whoever pressed Ctrl-C does not want to wait for it, but
+    belief.gif takes up to a minute, and whoever pressed Ctrl-C does not want to wait for it, but
     still wants the run) and named in the metrics as ``pictures_not_drawn``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
