@@ -82,20 +82,20 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
         (staging / "scene.json").write_text(json.dumps(scene_to_json(scene)) + "\n")
         for name, write in extras:
             write(staging / name)
-        drawn = list(pictures)
+        to_draw = list(pictures)
         if recording.steps:
-            drawn.insert(0, ("world.png", lambda path: plots.plot_world(path, recording,
+            to_draw.insert(0, ("world.png", lambda path: plots.plot_world(path, recording,
                                                                          scene, title)))
         if has_estimate and has_truth:
-            drawn.append(("error.png", lambda path: plots.plot_error(
+            to_draw.append(("error.png", lambda path: plots.plot_error(
                 path, recording, cell_size, title, baseline)))
         if recording.losses is not None and np.isfinite(recording.losses).any():
-            drawn.append(("loss.png", lambda path: plots.plot_loss(path, recording, title)))
+            to_draw.append(("loss.png", lambda path: plots.plot_loss(path, recording, title)))
         if gif and recording.belief_frames is not None:
-            drawn.append(("belief.gif", lambda path: plots.animate_belief(
+            to_draw.append(("belief.gif", lambda path: plots.animate_belief(
                 path, recording, scene, title, interrupted)))
         skipped = []
-        for name, draw in drawn:
+        for name, draw in to_draw:
             try:
                 if interrupted():
                     raise plots.DrawingStopped

@@ -63,7 +63,7 @@ def replay_events(bag: BagReader, localizer: Localizer, config: LocalizerConfig,
         if message.topic == topics.ODOM:
             q = decoded.pose.pose.orientation
             events = stream.odometry(stamp_nanoseconds(decoded), decoded.header.frame_id,
-                                    pose_xy(decoded), (q.x, q.y, q.z, q.w))
+                                     pose_xy(decoded), (q.x, q.y, q.z, q.w))
         elif message.topic == topics.SMELL:
             events = stream.smell(stamp_nanoseconds(decoded), decoded.header.frame_id,
                                   RawImage.of(decoded))

@@ -60,7 +60,7 @@ def load_run_bag(path: Path, gif: bool = False, salvage: bool = False
         for topic in optional:
             bag.require(topic, bag.topics[topic][0])
         belief_stride = gif_stride(bag.topics[topics.POSE][1]) if gif else 0
-        kept = 0                         # the beliefs read so far: one a step, in order
+        read = 0                         # the beliefs read so far: one a step, in order
         for message, decoded in bag.decoded([topics.GROUND_TRUTH, topics.POSE, *optional]):
             if message.topic == topics.GROUND_TRUTH:
                 truth[stamp_nanoseconds(decoded)] = pose_xy(decoded)
@@ -68,11 +68,11 @@ def load_run_bag(path: Path, gif: bool = False, salvage: bool = False
                 estimates[stamp_nanoseconds(decoded)] = pose_xy(decoded)
             elif message.topic == topics.BELIEF:
                 grid_info = decoded.info
-                if belief_stride and kept % belief_stride == 0:
+                if belief_stride and read % belief_stride == 0:
                     beliefs[stamp_nanoseconds(decoded)] = (
                         np.array(decoded.data, np.int8),
                         (grid_info.origin.position.x, grid_info.origin.position.y))
-                kept += 1
+                read += 1
             elif message.topic == topics.TREES:
                 scene = scene_from_markers(decoded)
             else:
