@@ -1,6 +1,7 @@
 """The treeworld command end to end, in-process (``main(argv)``) and as the console script."""
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ros_support import wait_for
 from treeworld_bringup.cli import main
 from treeworld_bringup.evaluation import evaluate, format_table, read_tum
 from treeworld_bringup.launcher import ros_environment
@@ -228,6 +230,36 @@ def test_console_script_exit_status(tmp_path):
     assert result.stderr.strip() == ("treeworld: error: treeworld_sim.steps: must be >= 1, "
                                      "got 0")
 
+
+
+def test_ctrl_c_while_a_run_writes_its_report_skips_only_the_pictures(tmp_path):
+    """It used to end in "treeworld: interrupted" with no report at all. The folder holds an
+    earlier run's belief.gif, which must not pass for this run's."""
+    steps, out = 2000, tmp_path / "out"
+    out.mkdir()
+    (out / "belief.gif").write_bytes(b"GIF89a from an earlier run")
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as sink:
+        run = subprocess.Popen([TREEWORLD, "run", "--localizer", "slam", "--steps",
+                                str(steps), "--gif", "--out", str(out)], stderr=sink,
+                               stdout=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: "writing the report" in stderr.read_text(), 120,
+                     "the run to write its report", explain=stderr.read_text)
+            run.send_signal(signal.SIGINT)
+            code = run.wait(timeout=60)
+        finally:
+            run.kill()
+            run.wait()
+    error = stderr.read_text()
+    assert code == 130, error
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == steps and "belief.gif" in metrics["pictures_not_drawn"]
+    assert not (out / "belief.gif").exists()
+    assert f"treeworld: error: SIGINT while writing the report; not drawn: " \
+        f"{', '.join(metrics['pictures_not_drawn'])}; report of {steps} steps in {out}/" in error
+    assert len(np.loadtxt(out / "estimate.tum")) == steps
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "stderr"]
 
 @pytest.mark.exclusive
 def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsys):

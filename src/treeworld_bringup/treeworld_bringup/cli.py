@@ -125,7 +125,6 @@ def print_summary(metrics: dict, out: Path) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from treeworld_bringup.outputs import write_report
     from treeworld_bringup.runner import run
 
     settings = settings_from_args(args)
@@ -134,17 +133,46 @@ def command_run(args: argparse.Namespace) -> int:
                            belief_stride=gif_stride(settings.world.steps) if args.gif else 0,
                            load_map=args.load_map, save_map=args.save_map)
     title = f"treeworld run ({describe(settings, args)})"
-    metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
-                           gif=args.gif)
-    return finish(metrics, args.out, args.save_map)
+    metrics, stopped = write_report_unless_stopped(args.out, recording, scene, title,
+                                                   settings.localizer.cell_size, gif=args.gif)
+    return finish(metrics, args.out, args.save_map, stopped)
 
 
-def finish(metrics: dict, out: Path, saved_map: Path | None) -> int:
-    """The exit status of a run whose report is written: a map that could not be saved is an
-    error."""
+def write_report_unless_stopped(out: Path, recording, scene, title: str, cell_size: float,
+                                **options) -> tuple[dict, Stopped | None]:
+    """write_report, where Ctrl-C or SIGTERM skips only the pictures not yet drawn: the run
+    behind the report may have taken an hour, and drawing its belief.gif a minute more. Returns
+    the metrics and the signal that came, if one did."""
+    from treeworld_bringup.outputs import write_report
+
+    with StopRequests() as stop:
+        print(f"treeworld: writing the report into {out}/ (Ctrl-C skips the pictures not yet "
+              "drawn)", file=sys.stderr)
+        metrics = write_report(out, recording, scene, title, cell_size,
+                               interrupted=lambda: stop.received is not None, **options)
+    return metrics, None if stop.received is None else Stopped(stop.received)
+
+
+def pictures_not_drawn(metrics: dict) -> str:
+    names = metrics.get("pictures_not_drawn")
+    return f"; not drawn: {', '.join(names)}" if names else ""
+
+
+def stopped_while_writing(metrics: dict, out: Path, stopped: Stopped) -> int:
+    print(f"treeworld: error: {stopped} while writing the report{pictures_not_drawn(metrics)}; "
+          f"report of {metrics['steps']} steps in {out}/", file=sys.stderr)
+    return stopped.exit_status
+
+
+def finish(metrics: dict, out: Path, saved_map: Path | None, stopped: Stopped | None) -> int:
+    """The exit status of a run whose report is written: a signal while writing it, or a map
+    that could not be saved, is an error."""
     if "map_error" in metrics:
         print(f"treeworld: error: {metrics['map_error']}; the report is in {out}/",
               file=sys.stderr)
+    if stopped is not None:
+        return stopped_while_writing(metrics, out, stopped)
+    if "map_error" in metrics:
         return 1
     print_summary(metrics, out)
     if saved_map is not None:
@@ -169,7 +197,6 @@ def check_map_options(args: argparse.Namespace, settings: Settings) -> None:
 
 def command_launch(args: argparse.Namespace) -> int:
     from treeworld_bringup import plots
-    from treeworld_bringup.outputs import write_report
 
     settings = settings_from_args(args)
     check_map_options(args, settings)
@@ -208,30 +235,19 @@ def command_launch(args: argparse.Namespace) -> int:
             path, grid, origin, belief.info.resolution, recording, scene,
             info["last_covariance"])))
     title = f"treeworld launch ({describe(settings, args)})"
-    # the run is over and its nodes are gone: a signal now only skips the pictures, the data
-    # (and the bag, which exists nowhere else) still lands in the report
-    with StopRequests() as stop:
-        print(f"treeworld: writing the report into {args.out}/ (Ctrl-C skips the pictures "
-              "not yet drawn)", file=sys.stderr)
-        metrics = write_report(args.out, recording, scene, title, settings.localizer.cell_size,
-                               extra_metrics=extra, gif=args.gif, extras=extras,
-                               pictures=pictures,
-                               interrupted=lambda: stop.received is not None)
+    # the run is over and its nodes are gone: the bag exists nowhere else
+    metrics, stopped = write_report_unless_stopped(
+        args.out, recording, scene, title, settings.localizer.cell_size, extra_metrics=extra,
+        gif=args.gif, extras=extras, pictures=pictures)
     shutil.rmtree(info["workspace"], ignore_errors=True)
-    not_drawn = metrics.get("pictures_not_drawn")
-    skipped = f"; not drawn: {', '.join(not_drawn)}" if not_drawn else ""
     if failure is not None:
         saved = f", the map in {args.save_map}" if args.save_map and not info["map_error"] \
             else ""
         print(f"treeworld: error: {failure}; partial report of {recording.steps} of "
-              f"{settings.world.steps} steps in {args.out}/{saved}{skipped}", file=sys.stderr)
+              f"{settings.world.steps} steps in {args.out}/{saved}"
+              f"{pictures_not_drawn(metrics)}", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
-    if stop.received is not None:
-        stopped = Stopped(stop.received)
-        print(f"treeworld: error: {stopped} while writing the report{skipped}; report of "
-              f"{recording.steps} steps in {args.out}/", file=sys.stderr)
-        return stopped.exit_status
-    return finish(metrics, args.out, args.save_map)
+    return finish(metrics, args.out, args.save_map, stopped)
 
 
 def _copy_logs(logs: dict[str, Path], folder: Path) -> None:
@@ -241,7 +257,6 @@ def _copy_logs(logs: dict[str, Path], folder: Path) -> None:
 
 
 def command_replay(args: argparse.Namespace) -> int:
-    from treeworld_bringup.outputs import write_report
     from treeworld_bringup.replay import replay
 
     settings = load_settings(args.config)
@@ -251,15 +266,14 @@ def command_replay(args: argparse.Namespace) -> int:
     recording, scene = replay(args.bag, settings, gif=args.gif,
                               salvage=args.salvage, load_map=args.load_map,
                               save_map=args.save_map)
-    metrics = write_report(args.out, recording, scene, f"treeworld replay {args.bag.name}",
-                           localizer.cell_size, extra_metrics={"bag": str(args.bag)},
-                           gif=args.gif)
-    return finish(metrics, args.out, args.save_map)
+    metrics, stopped = write_report_unless_stopped(
+        args.out, recording, scene, f"treeworld replay {args.bag.name}", localizer.cell_size,
+        extra_metrics={"bag": str(args.bag)}, gif=args.gif)
+    return finish(metrics, args.out, args.save_map, stopped)
 
 
 def command_eval(args: argparse.Namespace) -> int:
     from treeworld_bringup.evaluation import format_table
-    from treeworld_bringup.outputs import write_report
     from treeworld_bringup.runs import load_run_bag, load_run_folder
 
     source: Path = args.run
@@ -277,8 +291,11 @@ def command_eval(args: argparse.Namespace) -> int:
         base.pop(stale, None)
     parameters = source / "parameters.yaml"     # written by treeworld launch
     localizer = load_settings(parameters if parameters.is_file() else None).localizer
-    metrics = write_report(out, recording, scene, f"treeworld eval {source.name}",
-                           localizer.cell_size, gif=args.gif, base_metrics=base)
+    metrics, stopped = write_report_unless_stopped(
+        out, recording, scene, f"treeworld eval {source.name}", localizer.cell_size,
+        gif=args.gif, base_metrics=base)
+    if stopped is not None:
+        return stopped_while_writing(metrics, out, stopped)
     print(format_table(metrics["evaluation"]))
     print(f"ATE RMSE (unaligned) {metrics['ate_rmse']:.6f}; report in {out}/")
     return 0

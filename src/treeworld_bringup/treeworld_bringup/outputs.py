@@ -106,6 +106,8 @@ def write_report(out: Path, recording: Recording, scene: Scene, title: str, cell
             metrics["pictures_not_drawn"] = skipped
         (staging / "metrics.json").write_text(json.dumps(_json_ready(metrics), indent=2) + "\n")
         out.mkdir(exist_ok=True)
+        for name in skipped:             # an earlier run's picture would pass for this one's
+            (out / name).unlink(missing_ok=True)
         for item in staging.iterdir():
             target = out / item.name
             if target.is_dir() and not target.is_symlink():
