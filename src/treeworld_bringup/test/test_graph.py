@@ -305,6 +305,36 @@ def nodes_left(pids: dict[str, int]) -> dict[str, str]:
     return {name: state for name, pid in pids.items() if (state := process_state(pid))}
 
 
+def test_a_real_time_launch_ends_and_counts_the_steps_without_an_estimate(tmp_path):
+    """Real time (lockstep false): nothing waits for the localizer, and steps it gets later
+    than max_input_age are late frames, with no estimate. The launcher once waited for those
+    estimates, so every such run ended in a stall after 60 s and a partial report (and with
+    --record, once, never: the recorder's own status kept looking like progress). Here the
+    localizer is stopped for a while mid-run, so that steps do come late."""
+    steps, out = 300, tmp_path / "out"
+    config = tmp_path / "real_time.yaml"
+    config.write_text(yaml.safe_dump({
+        "treeworld_sim": {"ros__parameters": {"lockstep": False, "rate_hz": 50.0}},
+        "tem_localizer": {"ros__parameters": {"max_input_age": 0.5}}}))
+    with watched_launch(out, steps, ("--record", "--config", str(config))) as (
+            launcher, pids, watcher, stderr):
+        wait_for(lambda: len(watcher.poses) >= 50, 120, "50 estimates",
+                 running(launcher, stderr), watcher.seen)
+        with throttled(pids["tem_localizer"], stop_for=0.45, run_for=0.05):
+            time.sleep(1.5)
+        code = launcher.wait(timeout=60)
+    error = stderr.text()
+    assert code == 0, error
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "partial" not in metrics
+    missing, late = metrics["steps_without_estimate"], metrics["late_frames"]
+    assert late > 0 and missing >= late and metrics["steps"] + missing == steps
+    assert f"treeworld: warning: real time: {missing} of {steps} steps have no estimate: " \
+        f"{late} came later than max_input_age" in error
+    assert len(np.loadtxt(out / "estimate.tum")) == metrics["steps"]
+    with BagReader(out / "bag") as bag:
+        assert bag.topics[io.POSE][1] == metrics["steps"]
+
 def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     """The localizer's poses and its reports come from different writers. A pose lost on the
     way holds back every later pose until it is repaired while the reports go on arriving:

@@ -17,6 +17,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from PIL import Image as PillowImage
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 
 from ros_support import private_domain, ros_context, throttled, wait_for
@@ -368,6 +369,32 @@ def test_real_time_mode_steps_at_rate_hz_without_commands(tmp_path):
     # no controller: the agent rests where it started
     assert all(m.pose.pose.position.x == 0.0 and m.pose.pose.position.y == 0.0 for m in truth)
 
+
+
+def test_in_real_time_the_simulator_ends_without_a_reader_that_never_gets_the_last_step(
+        tmp_path):
+    """In real time a reader's input of the last steps may come late or be lost, so it never
+    reports the last step: the simulator once waited for it for ever. It waits while the
+    reader reports progress, then ends anyway, saying who was behind."""
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({"treeworld_sim": {"ros__parameters": {
+        "lockstep": False, "rate_hz": 50.0, "steps": 40, "sensory_embedding_dim": SMELL_DIM,
+        "progress_topics": ["/test_reader/progress"], "exit_when_done": True}}}))
+    with ros_context(private_domain()) as (context, add_node):
+        reader = Node("test_reader", context=context)
+        progress = reader.create_publisher(Clock, "/test_reader/progress", io.latest_qos())
+        add_node(reader)
+        nodes = NodeProcesses(["treeworld_sim"], parameters, tmp_path)
+        simulator = nodes.processes["treeworld_sim"]
+        try:
+            progress.publish(Clock(clock=io.step_stamp(5, PERIOD)))     # and never again
+            simulator.wait(timeout=60)
+        finally:
+            nodes.stop()
+    log = (tmp_path / "treeworld_sim.log").read_text()
+    assert simulator.returncode == 0, log
+    assert "run complete after 40 steps" in log
+    assert "real time: readers never got the last steps: {'/test_reader/progress': 5}" in log
 
 @pytest.mark.exclusive
 def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):

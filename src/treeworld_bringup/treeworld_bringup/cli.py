@@ -104,9 +104,10 @@ def print_summary(metrics: dict, out: Path) -> None:
     """Every run ends with this report: world figures, then evo's evaluation table."""
     from treeworld_bringup.evaluation import format_table
 
-    keys = ("steps", "steps_per_second", "total_movement", "final_distance_from_origin",
-            "health", "fruit_eaten", "poisonous_fruit_eaten", "ate_rmse", "ate_rmse_aligned",
-            "rpe_rmse", "max_error", "final_error", "mean_loss", "skipped_total", "lost_count")
+    keys = ("steps", "steps_without_estimate", "steps_per_second", "total_movement",
+            "final_distance_from_origin", "health", "fruit_eaten", "poisonous_fruit_eaten",
+            "ate_rmse", "ate_rmse_aligned", "rpe_rmse", "max_error", "final_error", "mean_loss",
+            "skipped_total", "lost_count")
     for key in keys:
         if key in metrics and metrics[key] is not None:
             value = metrics[key]
@@ -247,6 +248,13 @@ def command_launch(args: argparse.Namespace) -> int:
               f"{settings.world.steps} steps in {args.out}/{saved}"
               f"{pictures_not_drawn(metrics)}", file=sys.stderr)
         return getattr(failure, "exit_status", 1)
+    if missing := metrics.get("steps_without_estimate"):
+        late = metrics["late_frames"]
+        why = ([f"{late} came later than max_input_age"] if late else []) + (
+            [f"{missing - late} never reached the localizer whole (it fell behind)"]
+            if missing > late else [])
+        print(f"treeworld: warning: real time: {missing} of {metrics['steps'] + missing} "
+              f"steps have no estimate: {'; '.join(why)}", file=sys.stderr)
     return finish(metrics, args.out, args.save_map, stopped)
 
 

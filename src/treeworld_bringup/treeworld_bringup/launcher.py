@@ -59,6 +59,9 @@ FINISHES_ON_ITS_OWN = {"treeworld_sim"}   # exits with status 0 once its run is 
 STOP_GRACE_SECONDS = 5.0
 DRAIN_AFTER_FAILURE = 5.0   # a node died or the graph stalled: keep what already arrived
 DRAIN_AFTER_STOP = 2.0      # Ctrl-C or SIGTERM: the same, but the user is waiting
+# Real time: once the simulator's run is over, nothing new for this long means that what has
+# not arrived never will (it came too late for the localizer, or was lost while it lagged).
+REAL_TIME_QUIET_SECONDS = 3.0
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -159,6 +162,10 @@ class Gatherer(Node):
         if (values := io.status_values(message, keys.SIMULATOR)) is not None:
             self.data.sim_totals = values
         if (values := io.status_values(message, keys.RECORDER)) is not None:
+            # a recorder catching up is progress too; its own status, recorded on
+            # /diagnostics twice a second, is not
+            if _without(values, io.DIAGNOSTICS) != _without(self.data.recorded, io.DIAGNOSTICS):
+                self.last_progress = time.monotonic()
             self.data.recorded = values
         if (values := io.status_values(message, keys.LOCALIZER)) is not None:
             step = self.step(message.header)
@@ -174,6 +181,10 @@ class Gatherer(Node):
 
     def on_trees(self, message: MarkerArray) -> None:
         self.data.scene = scene_from_markers(message)
+
+
+def _without(counts: dict[str, str], topic: str) -> dict[str, str]:
+    return {name: count for name, count in counts.items() if name != topic}
 
 
 DISCOVERY_RANGES = ("localhost", "subnet", "system_default", "off")
@@ -308,6 +319,9 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         try:
             while not complete(gatherer.data, steps, use_localizer, record, camera_topics,
                                use_localizer and settings.localizer.keeps_belief_grid):
+                if not world.lockstep and gatherer.data.sim_totals and \
+                        time.monotonic() - gatherer.last_progress > REAL_TIME_QUIET_SECONDS:
+                    break
                 executor.spin_once(timeout_sec=0.05)
                 stop.check()
                 bar.update(len(gatherer.data.estimates if use_localizer
@@ -433,7 +447,9 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
     recording.estimates = np.array([data.estimates[s] for s in steps]).reshape(-1, 2)
     recording.losses = np.array([data.losses.get(s, np.nan) for s in steps])
     counters = data.localizer_counters
-    summary |= {"skipped": keys.skipped_by_kind(counters),
+    # in real time, steps the localizer got too late (late_frames) or never got whole
+    summary |= {"steps_without_estimate": ran - len(steps),
+                "skipped": keys.skipped_by_kind(counters),
                 "skipped_total": int(counters.get(keys.SKIPPED_TOTAL, 0)),
                 "lost_count": int(counters.get(keys.LOST, 0)),
                 "clipped_actions": int(counters.get(keys.CLIPPED_ACTIONS, 0)),

@@ -55,7 +55,8 @@ class WorldConfig:
         "reader", low=1, high=MAX_LEAD_STEPS)
     exit_when_done: bool = setting(
         True, "ROS node: exit once the run is complete and every required reader has handled "
-        "its last step (this ends a ros2 launch)")
+        "its last step (in real time: or has reported nothing new for 3 s); this ends a ros2 "
+        "launch")
     rate_hz: float = setting(10.0, "ROS node, real-time mode: steps per wall-clock second",
                              low=0.0, low_exclusive=True)
     odometry_noise: float = setting(

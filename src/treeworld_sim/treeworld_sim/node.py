@@ -94,6 +94,9 @@ def tree_markers(world: TreeWorld, stamp) -> MarkerArray:
 
 
 BLOCKED_WARNING_SECONDS = 5.0
+# Real time: a reader that has reported nothing new for this long after the last step will
+# never have it (its input of the last steps came late or was lost), so it is not waited for.
+READERS_QUIET_SECONDS = 3.0
 ACK_TIMEOUT = Duration(seconds=5.0)
 
 
@@ -125,6 +128,7 @@ class TreeWorldSimNode(Node):
         self.latest_command: TwistStamped | None = None  # real time
         # the newest step each required reader has handled
         self.handled = {topic: -1 for topic in self.config.progress_topics}
+        self.last_reader_progress = time.monotonic()
         for topic in self.config.progress_topics:
             self.create_subscription(Clock, topic, partial(self.on_progress, topic),
                                      io.latest_qos())
@@ -154,7 +158,10 @@ class TreeWorldSimNode(Node):
             self.latest_command = message
 
     def on_progress(self, topic: str, message: Clock) -> None:
-        self.handled[topic] = max(self.handled[topic], io.step_of(message.clock, self.period))
+        step = io.step_of(message.clock, self.period)
+        if step > self.handled[topic]:
+            self.handled[topic] = step
+            self.last_reader_progress = time.monotonic()
         if self.finished:
             self.exit_if_done()
         else:
@@ -283,11 +290,19 @@ class TreeWorldSimNode(Node):
         self.exit_if_done()
 
     def exit_if_done(self) -> None:
-        """With exit_when_done: once every required reader has handled the last step and every
-        subscriber has received what was published, end the node (status 0)."""
+        """With exit_when_done: once every required reader has handled the last step (in real
+        time: or has gone quiet) and every subscriber has received what was published, end the
+        node (status 0)."""
         last = self.world.step_index - 1
-        if not self.config.exit_when_done or any(h < last for h in self.handled.values()):
+        behind = {t: h for t, h in self.handled.items() if h < last}
+        if not self.config.exit_when_done:
             return
+        if behind:
+            quiet = time.monotonic() - self.last_reader_progress > READERS_QUIET_SECONDS
+            if self.config.lockstep or not quiet:
+                return
+            self.get_logger().warning(f"real time: readers never got the last steps: {behind} "
+                                      f"(the newest step each handled); not waiting for them")
         for publisher in (self.clock_publisher, self.smell_publisher, self.odom_publisher,
                           self.truth_publisher, self.health_publisher,
                           self.diagnostics_publisher, self.trees_publisher,
