@@ -343,7 +343,7 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     context = rclpy.Context()
     init_ros(context=context, domain_id=int(private_domain()))
     try:
-        gatherer = Gatherer(period, 0, use_localizer=True, context=context)
+        gatherer = Gatherer(period, 0, use_localizer=True, steps=steps, context=context)
         for step in range(steps + 1):
             truth = Odometry()
             truth.header.stamp = io.step_stamp(step, period)
@@ -378,6 +378,36 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     finally:
         rclpy.shutdown(context=context)
 
+
+
+def test_the_last_step_is_reported_only_once_the_end_of_the_run_has_arrived():
+    """The simulator exits once every required reader has its last step. It sends its final
+    pose and totals after that step; had the launcher reported the step before they arrived, a
+    simulator that could not deliver them within its ack timeout (two busy loops on two
+    cores) would exit with them, and the launcher wait for them until it stalled."""
+    steps, period = 10, 0.1
+    context = rclpy.Context()
+    init_ros(context=context, domain_id=int(private_domain()))
+    try:
+        gatherer = Gatherer(period, 0, use_localizer=True, steps=steps, context=context)
+        for step in range(steps):
+            stamp = io.step_stamp(step, period)
+            truth, pose = Odometry(), PoseWithCovarianceStamped()
+            truth.header.stamp = pose.header.stamp = stamp
+            gatherer.on_truth(truth)
+            gatherer.on_pose(pose)
+            gatherer.on_diagnostics(io.diagnostics(keys.LOCALIZER, {}, stamp))
+        assert gatherer.reported == steps - 2
+        gatherer.on_diagnostics(io.diagnostics(keys.SIMULATOR, {keys.STEPS: steps},
+                                               io.step_stamp(steps, period)))
+        assert gatherer.reported == steps - 2          # the final pose is still on its way
+        final = Odometry()
+        final.header.stamp = io.step_stamp(steps, period)
+        gatherer.on_truth(final)
+        assert gatherer.reported == steps - 1
+        gatherer.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
 
 def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path):
     """The localizer writes its map as Ctrl-C stops it: every step it handled, at least

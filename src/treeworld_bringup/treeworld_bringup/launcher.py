@@ -97,12 +97,16 @@ class Gathered:
 
 class Gatherer(Node):
     """Subscribes to the graph's outputs (transient-local: it misses nothing) and reports on
-    its progress topic the newest step whose truth, estimate and localizer report it has."""
+    its progress topic the newest step whose truth, estimate and localizer report it has; the
+    last of the run's ``steps`` only once the simulator's end of run (its final pose and totals)
+    has arrived too, since the simulator exits once every reader has the last step, and a
+    message still on its way is lost with it."""
 
     def __init__(self, step_period: float, belief_stride: int, use_localizer: bool,
-                 context: Context | None = None):
+                 steps: int, context: Context | None = None):
         super().__init__("treeworld_launch_gatherer", context=context)
         self.period, self.belief_stride = step_period, belief_stride
+        self.steps = steps
         self.use_localizer = use_localizer
         self.data = Gathered()
         self.last_progress = time.monotonic()
@@ -128,6 +132,9 @@ class Gatherer(Node):
         newest = self.data.newest_truth
         if self.use_localizer:   # a reliable reader delivers each writer's samples in order
             newest = min(newest, self.data.localizer_handled, self.data.newest_estimate)
+        totals = self.data.sim_totals
+        if not totals or int(totals[keys.STEPS]) not in self.data.truth:
+            newest = min(newest, self.steps - 2)
         if newest > self.reported:
             self.reported = newest
             self.progress.publish(Clock(clock=io.step_stamp(newest, self.period)))
@@ -161,6 +168,7 @@ class Gatherer(Node):
     def on_diagnostics(self, message: DiagnosticArray) -> None:
         if (values := io.status_values(message, keys.SIMULATOR)) is not None:
             self.data.sim_totals = values
+            self.report_progress()
         if (values := io.status_values(message, keys.RECORDER)) is not None:
             # a recorder catching up is progress too; its own status, recorded on
             # /diagnostics twice a second, is not
@@ -305,7 +313,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range)
     os.environ.update(ros_environment(discovery_range))   # this process meets them the same way
     init_ros([], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
-    gatherer = Gatherer(period, belief_stride, use_localizer)
+    gatherer = Gatherer(period, belief_stride, use_localizer, steps)
     # rclpy's default executor rebuilds its wait set for every message it takes, which cost
     # the launcher, like the recorder, about half its CPU time
     executor = EventsExecutor()
