@@ -307,9 +307,11 @@ class TreeWorldSimNode(Node):
                           self.truth_publisher, self.health_publisher,
                           self.diagnostics_publisher, self.trees_publisher,
                           self.camera_publisher, self.compressed_publisher):
-            if publisher is None:
-                continue
-            publisher.wait_for_all_acked(ACK_TIMEOUT)
+            if publisher is not None and not publisher.wait_for_all_acked(ACK_TIMEOUT):
+                # what it sent last may be lost with this process
+                self.get_logger().warning(
+                    f"not every subscriber of {publisher.topic_name} acknowledged the run within "
+                    f"{ACK_TIMEOUT.nanoseconds / 1e9:.0f} s; exiting anyway")
         self.get_logger().info("every reader has the whole run; exiting")
         raise RunComplete
 
