@@ -44,8 +44,9 @@ class ControllerConfig:
         "anchored to are now, each step, and wait for the answer (the launchers set it for a "
         "forager on slam)")
     forage_wait: float = setting(
-        2.0, "Forager, ROS node, lockstep: seconds to wait for the previous step's pose and "
-        "this step's smell and health before deciding without them (counted)", low=0.0)
+        2.0, "Forager, ROS node: seconds to wait for the previous step's pose and this step's "
+        "smell and health before deciding without them (counted); in real time never for a step "
+        "the clock has passed", low=0.0)
 
     motion: str = setting(
         "holonomic", "How the agent moves (the simulator's motion): holonomic displacements, or "

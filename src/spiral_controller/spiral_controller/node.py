@@ -7,7 +7,8 @@ angular.z = turn / step_period. The traced and random paths need nothing but the
 (``controller: forage``) also listens to what the agent knows: its position (/tem/pose, the
 localizer's estimate, or /odom for dead reckoning), /smell and /treeworld/health. Its command
 for step t uses the estimate of step t - 1 and the smell and health of step t; it waits up to
-``forage_wait`` seconds for them, then decides without what is missing (counted). With slam
+``forage_wait`` seconds for them, then decides without what is missing (counted); in real time
+it does not wait for a step the clock has already passed. With slam
 (``forage_recall``) it also asks, after each decision, where the steps its memory is anchored
 to are now, and uses the answer (the map after step t - 1) before deciding step t. It never
 reads the true pose.
@@ -143,19 +144,24 @@ class SpiralControllerNode(Node):
             recall = self.config.forage_recall and step > 0
             complete = (step == 0 or step - 1 in self.poses) and step in self.smells and \
                 step in self.healths and (not recall or step - 1 in self.recalled)
+            # in real time the clock moves on whether or not this step was decided: a step it
+            # has passed is decided at once, or the forager would fall further behind each time
+            passed = step < self.clock_step
             if not complete:
-                self.waiting_since = self.waiting_since or time.monotonic()
-                if time.monotonic() - self.waiting_since < self.config.forage_wait:
-                    return
+                if not passed:
+                    self.waiting_since = self.waiting_since or time.monotonic()
+                    if time.monotonic() - self.waiting_since < self.config.forage_wait:
+                        return
                 missing = [name for name, absent in (
                     ("smell", step not in self.smells), ("health", step not in self.healths),
                     ("where its anchors are", recall and step - 1 not in self.recalled))
                            if absent]
                 if missing:
+                    after = "the clock has moved on" if passed else \
+                        f"after {self.config.forage_wait} s"
                     self.get_logger().warning(
-                        f"step {step}: deciding without {' and '.join(missing)} after "
-                        f"{self.config.forage_wait} s (counted: {self.controller.counters})",
-                        throttle_duration_sec=5.0)
+                        f"step {step}: deciding without {' and '.join(missing)}, {after} "
+                        f"(counted: {self.controller.counters})", throttle_duration_sec=5.0)
             self.waiting_since = None
             if recall and step - 1 in self.recalled:
                 self.controller.reanchor(*self.recalled.pop(step - 1))

@@ -396,6 +396,35 @@ def test_in_real_time_the_simulator_ends_without_a_reader_that_never_gets_the_la
     assert "run complete after 40 steps" in log
     assert "real time: readers never got the last steps: {'/test_reader/progress': 5}" in log
 
+
+def test_in_real_time_the_forager_keeps_up_with_the_clock_without_its_inputs(tmp_path):
+    """No localizer runs, so the forager's pose never comes. It used to wait forage_wait (2 s)
+    for each step in turn, falling further behind a clock that does not wait, and never reach
+    the end of the run; a step the clock has passed is now decided at once."""
+    steps = 100
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({
+        "treeworld_sim": {"ros__parameters": {
+            "lockstep": False, "rate_hz": 50.0, "steps": steps, "progress_topics": [],
+            "exit_when_done": False}},
+        "spiral_controller": {"ros__parameters": {"controller": "forage"}}}))
+    commanded = []
+    with ros_context(private_domain()) as (context, add_node):
+        listener = Node("test_command_listener", context=context)
+        listener.create_subscription(
+            TwistStamped, io.CMD_VEL,
+            lambda m: commanded.append(io.step_of(m.header.stamp, PERIOD)), io.step_qos())
+        add_node(listener)
+        nodes = NodeProcesses(["treeworld_sim", "spiral_controller"], parameters, tmp_path)
+        try:
+            # the run takes 2 s; waiting 2 s a step, the forager would be at step 10 or so
+            wait_for(lambda: max(commanded, default=-1) >= steps - 1, 30,
+                     f"commands up to step {steps - 1}", nodes.check_alive,
+                     lambda: f"newest command {max(commanded, default=None)}")
+        finally:
+            nodes.stop()
+    assert commanded[:steps] == list(range(steps))          # each step once, in order
+
 @pytest.mark.exclusive
 def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):
     """Real time at 20 Hz (2 simulated seconds per second): for 2 s the localizer is stopped
