@@ -425,6 +425,39 @@ def test_in_real_time_the_forager_keeps_up_with_the_clock_without_its_inputs(tmp
             nodes.stop()
     assert commanded[:steps] == list(range(steps))          # each step once, in order
 
+
+def test_the_simulator_waits_5_s_in_all_for_a_subscriber_that_died(tmp_path):
+    """A subscriber killed outright stays in the graph until DDS notices, and never
+    acknowledges: at exit the simulator waited 5 s for it on each topic in turn (17 s here).
+    The recorder is killed mid-run; the simulator stops waiting for its progress once it has
+    gone quiet, then for its acknowledgements after 5 s in all."""
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({"treeworld_sim": {"ros__parameters": {
+        "lockstep": False, "rate_hz": 50.0, "steps": 150,
+        "progress_topics": [io.RECORDER_PROGRESS], "exit_when_done": True}}}))
+    truth = []
+    with ros_context(private_domain()) as (context, add_node):
+        listener = Node("test_truth_listener", context=context)
+        listener.create_subscription(Odometry, io.GROUND_TRUTH, truth.append, io.step_qos())
+        add_node(listener)
+        nodes = NodeProcesses(["treeworld_sim"], parameters, tmp_path, bag=tmp_path / "bag")
+        simulator = nodes.processes["treeworld_sim"]
+        try:
+            wait_for(lambda: len(truth) >= 20, 60, "20 steps", nodes.check_alive)
+            nodes.processes["bag_recorder"].kill()
+            simulator.wait(timeout=60)
+        finally:
+            nodes.stop()
+    log = (tmp_path / "treeworld_sim.log").read_text()
+    assert simulator.returncode == 0, log
+
+    def logged_at(text: str) -> float:
+        line = next(line for line in log.splitlines() if text in line)
+        return float(line.split("] [")[1])
+
+    gave_up = logged_at("not every subscriber acknowledged /clock, /smell, /odom")
+    assert 4.5 < gave_up - logged_at("readers never got the last steps") < 7.0, log
+
 @pytest.mark.exclusive
 def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):
     """Real time at 20 Hz (2 simulated seconds per second): for 2 s the localizer is stopped

@@ -97,7 +97,7 @@ BLOCKED_WARNING_SECONDS = 5.0
 # Real time: a reader that has reported nothing new for this long after the last step will
 # never have it (its input of the last steps came late or was lost), so it is not waited for.
 READERS_QUIET_SECONDS = 3.0
-ACK_TIMEOUT = Duration(seconds=5.0)
+ACK_SECONDS = 5.0
 
 
 class TreeWorldSimNode(Node):
@@ -303,15 +303,21 @@ class TreeWorldSimNode(Node):
                 return
             self.get_logger().warning(f"real time: readers never got the last steps: {behind} "
                                       f"(the newest step each handled); not waiting for them")
+        # one deadline for all: a subscriber that died without leaving the graph never
+        # acknowledges, and waiting for it topic by topic took 5 s a topic
+        deadline = time.monotonic() + ACK_SECONDS
+        unacknowledged = []
         for publisher in (self.clock_publisher, self.smell_publisher, self.odom_publisher,
                           self.truth_publisher, self.health_publisher,
                           self.diagnostics_publisher, self.trees_publisher,
                           self.camera_publisher, self.compressed_publisher):
-            if publisher is not None and not publisher.wait_for_all_acked(ACK_TIMEOUT):
-                # what it sent last may be lost with this process
-                self.get_logger().warning(
-                    f"not every subscriber of {publisher.topic_name} acknowledged the run within "
-                    f"{ACK_TIMEOUT.nanoseconds / 1e9:.0f} s; exiting anyway")
+            left = Duration(nanoseconds=max(0, int((deadline - time.monotonic()) * 1e9)))
+            if publisher is not None and not publisher.wait_for_all_acked(left):
+                unacknowledged.append(publisher.topic_name)
+        if unacknowledged:      # what it sent last may be lost with this process
+            self.get_logger().warning(
+                f"not every subscriber acknowledged {', '.join(unacknowledged)} within "
+                f"{ACK_SECONDS:.0f} s (one that died?); exiting anyway")
         self.get_logger().info("every reader has the whole run; exiting")
         raise RunComplete
 
