@@ -17,6 +17,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
+from PIL import Image
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
@@ -316,7 +317,7 @@ def test_a_real_time_launch_ends_and_counts_the_steps_without_an_estimate(tmp_pa
     config.write_text(yaml.safe_dump({
         "treeworld_sim": {"ros__parameters": {"lockstep": False, "rate_hz": 50.0}},
         "tem_localizer": {"ros__parameters": {"max_input_age": 0.5}}}))
-    with watched_launch(out, steps, ("--record", "--config", str(config))) as (
+    with watched_launch(out, steps, ("--record", "--gif", "--config", str(config))) as (
             launcher, pids, watcher, stderr):
         wait_for(lambda: len(watcher.poses) >= 50, 120, "50 estimates",
                  running(launcher, stderr), watcher.seen)
@@ -331,9 +332,14 @@ def test_a_real_time_launch_ends_and_counts_the_steps_without_an_estimate(tmp_pa
     assert late > 0 and missing >= late and metrics["steps"] + missing == steps
     assert f"treeworld: warning: real time: {missing} of {steps} steps have no estimate: " \
         f"{late} came later than max_input_age" in error
-    assert len(np.loadtxt(out / "estimate.tum")) == metrics["steps"]
+    estimated = np.rint(np.loadtxt(out / "estimate.tum")[:, 0] / 0.1).astype(int)
+    assert len(estimated) == metrics["steps"]
     with BagReader(out / "bag") as bag:
         assert bag.topics[io.POSE][1] == metrics["steps"]
+    # every 4th step's belief, of those with an estimate: the gaps once dropped the whole GIF
+    assert Image.open(out / "belief.gif").n_frames == np.count_nonzero(estimated % 4 == 0)
+    assert main(["eval", str(out / "bag"), "--gif", "--out", str(tmp_path / "eval")]) == 0
+    assert Image.open(tmp_path / "eval" / "belief.gif").n_frames == -(-metrics["steps"] // 4)
 
 def test_a_run_is_complete_only_when_every_estimate_has_arrived():
     """The localizer's poses and its reports come from different writers. A pose lost on the

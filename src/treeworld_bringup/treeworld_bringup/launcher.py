@@ -471,9 +471,12 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
         if keys.RELOCALIZED_AFTER_STEPS in counters:      # started in a loaded map
             found = counters[keys.RELOCALIZED_AFTER_STEPS]
             summary["slam"][keys.RELOCALIZED_AFTER_STEPS] = int(found) if found else None
-    shown = [data.beliefs.get(s) for s in steps[::belief_stride]] if belief_stride else []
-    if shown and all(frame is not None for frame in shown):
+    # in real time the steps with an estimate have gaps: each kept belief at its own row
+    rows = [row for row, step in enumerate(steps) if step in data.beliefs]
+    if rows:
+        shown = [data.beliefs[steps[row]] for row in rows]
         recording.belief_frames = np.stack([
             belief_from_occupancy(frame, settings.localizer.grid_size) for frame, _ in shown])
         recording.belief_origins = np.array([origin for _, origin in shown])
+        recording.belief_rows = np.array(rows)
     return recording

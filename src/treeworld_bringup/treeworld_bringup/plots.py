@@ -98,7 +98,8 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
     the true position and the trees on top; also an MP4 beside it when ffmpeg is installed.
     Raises DrawingStopped, leaving neither file, once ``interrupted()`` is true."""
     frames = recording.belief_frames
-    stride = recording.belief_stride
+    rows = recording.belief_rows if recording.belief_rows is not None else \
+        np.arange(len(frames)) * recording.belief_stride
     size = frames.shape[-1]
     span = recording.grid_extent * size / (size - 1)        # corner to corner
     origins = recording.belief_origins if recording.belief_origins is not None else \
@@ -135,11 +136,12 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
         image.set_extent(extent(index))
         ax.set_xlim(*extent(index)[:2])
         ax.set_ylim(*extent(index)[2:])
-        step = index * stride
-        agent.set_data([marked[step, 0]], [marked[step, 1]])
-        health = f", health {recording.health[step]:.0f}" \
-            if recording.health is not None and step < len(recording.health) else ""
-        ax.set_title(f"{title}: belief at step {step}{health}", fontsize=9)
+        row = int(rows[index])
+        agent.set_data([marked[row, 0]], [marked[row, 1]])
+        health = f", health {recording.health[row]:.0f}" \
+            if recording.health is not None and row < len(recording.health) else ""
+        ax.set_title(f"{title}: belief at {recording.timestamps[row]:.1f} s{health}",
+                     fontsize=9)
         return image, agent
 
     try:

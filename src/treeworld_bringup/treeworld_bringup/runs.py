@@ -86,11 +86,13 @@ def load_run_bag(path: Path, gif: bool = False, salvage: bool = False
         timestamps=np.array(stamps) * 1e-9, true_positions=np.stack([truth[s] for s in stamps]),
         estimates=np.stack([estimates[s] for s in stamps]),
         losses=np.array([losses.get(s, np.nan) for s in stamps]), belief_stride=belief_stride)
-    if grid_info is not None and belief_stride:
-        shown = [beliefs[s] for s in stamps[::belief_stride] if s in beliefs]
-        if len(shown) == len(stamps[::belief_stride]):
-            recording.belief_frames = np.stack([belief_from_occupancy(data, grid_info.width)
-                                                for data, _ in shown])
-            recording.belief_origins = np.array([origin for _, origin in shown])
-            recording.grid_extent = grid_info.resolution * (grid_info.width - 1)
+    # each kept belief at its own row: a real-time run's steps have gaps, a salvaged bag's too
+    rows = [row for row, stamp in enumerate(stamps) if stamp in beliefs]
+    if grid_info is not None and rows:
+        shown = [beliefs[stamps[row]] for row in rows]
+        recording.belief_frames = np.stack([belief_from_occupancy(data, grid_info.width)
+                                            for data, _ in shown])
+        recording.belief_origins = np.array([origin for _, origin in shown])
+        recording.belief_rows = np.array(rows)
+        recording.grid_extent = grid_info.resolution * (grid_info.width - 1)
     return recording, scene, {"salvaged": damage} if damage else {}
