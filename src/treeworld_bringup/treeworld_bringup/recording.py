@@ -44,9 +44,9 @@ class Recording:
     belief_origins: np.ndarray | None = None    # (K, 2) world (x, y) of each frame's corner;
                                                 # None: every frame centred on the origin
     belief_stride: int = 4
-    belief_rows: np.ndarray | None = None       # (K,) the row of each frame, where the rows with
-                                                # a belief are not every belief_stride-th (steps
-                                                # missing: real time, a salvaged bag)
+    belief_rows: np.ndarray | None = None       # (K,) the row of each frame; None: every
+                                                # belief_stride-th (a gathered run's rows can have
+                                                # gaps: real time, a salvaged bag)
     grid_extent: float = 1000.0
     summary: dict = field(default_factory=dict)  # world and localizer counters
     health: np.ndarray | None = None            # (T,) the agent's health at each step

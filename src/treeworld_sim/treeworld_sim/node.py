@@ -293,10 +293,10 @@ class TreeWorldSimNode(Node):
         """With exit_when_done: once every required reader has handled the last step (in real
         time: or has gone quiet) and every subscriber has received what was published, end the
         node (status 0)."""
-        last = self.world.step_index - 1
-        behind = {t: h for t, h in self.handled.items() if h < last}
         if not self.config.exit_when_done:
             return
+        last = self.world.step_index - 1
+        behind = {t: h for t, h in self.handled.items() if h < last}
         if behind:
             quiet = time.monotonic() - self.last_reader_progress > READERS_QUIET_SECONDS
             if self.config.lockstep or not quiet:
@@ -318,7 +318,7 @@ class TreeWorldSimNode(Node):
             self.get_logger().warning(
                 f"not every subscriber acknowledged {', '.join(unacknowledged)} within "
                 f"{ACK_SECONDS:.0f} s (one that died?); exiting anyway")
-        self.get_logger().info("every reader has the whole run; exiting")
+        self.get_logger().info("exiting" if behind else "every reader has the whole run; exiting")
         raise RunComplete
 
 
