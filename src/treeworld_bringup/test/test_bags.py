@@ -371,6 +371,23 @@ def test_recording_into_an_unusable_folder_fails_at_once(tmp_path, capsys, make_
     assert message in error and str(out) in error
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--await-writers", "/tem/pose=0"], "/tem/pose=0: COUNT must be a whole number >= 1"),
+    (["--await-writers", "/tem/pose=two"], "/tem/pose=two: COUNT must be a whole number >= 1"),
+    (["--topics", "/clock", "--await-writers", "/tem/pose"],
+     "--await-writers /tem/pose is not a recorded topic")])
+def test_a_recorder_told_to_await_writers_wrongly_refuses_to_start(tmp_path, capsys, arguments,
+                                                                   message):
+    out = tmp_path / "bag"
+    try:
+        code = main(["bag", "record", str(out), *arguments])
+    except SystemExit as exit:          # argparse's own refusal
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 # -- bad bags ---------------------------------------------------------------------------------
 
 def write_bag(path: Path, connections: list[tuple[str, str, dict]], messages=()) -> Path:

@@ -458,6 +458,45 @@ def test_the_simulator_waits_5_s_in_all_for_a_subscriber_that_died(tmp_path):
     gave_up = logged_at("not every subscriber acknowledged /clock, /smell, /odom")
     assert 4.5 < gave_up - logged_at("readers never got the last steps") < 7.0, log
 
+def test_the_simulator_starts_only_once_the_recorder_has_matched_every_awaited_writer(
+        tmp_path):
+    """The recorder reported progress from its first /clock, so a simulator waiting for it
+    started although the recorder had not yet met the localizer's writer; on a loaded machine
+    it met it 200+ steps late and the first /tem/pose were gone from that writer's history.
+    Here the recorder awaits a /tem/pose writer: the simulator must hold still until the test
+    creates one, and the bag must then hold every step of it."""
+    steps = 100
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text(yaml.safe_dump({"treeworld_sim": {"ros__parameters": {
+        "lockstep": False, "rate_hz": 50.0, "steps": steps,
+        "progress_topics": [io.RECORDER_PROGRESS], "exit_when_done": True}}}))
+    truth = []
+    with ros_context(private_domain()) as (context, add_node):
+        writer = Node("test_pose_writer", context=context)
+        writer.create_subscription(Odometry, io.GROUND_TRUTH, truth.append, io.step_qos())
+        add_node(writer)
+        nodes = NodeProcesses(["treeworld_sim"], parameters, tmp_path, bag=tmp_path / "bag",
+                              awaited_writers={io.POSE: 1})
+        simulator = nodes.processes["treeworld_sim"]
+        recorder_log = tmp_path / "bag_recorder.log"
+        try:
+            wait_for(lambda: "waiting for writers: /tem/pose (0 of 1)" in
+                     recorder_log.read_text(), 60, "the recorder to wait", nodes.check_alive)
+            time.sleep(2.0)
+            assert truth == [], "the simulator started before the recorder met /tem/pose"
+            poses = writer.create_publisher(PoseWithCovarianceStamped, io.POSE, io.step_qos())
+            wait_for(lambda: len(truth) > 0, 60, "the simulator to start", nodes.check_alive)
+            for step in range(1, steps + 1):
+                message = PoseWithCovarianceStamped()
+                message.header.stamp, message.header.frame_id = io.step_stamp(step, 0.1), "map"
+                poses.publish(message)
+            simulator.wait(timeout=60)
+        finally:
+            nodes.stop()
+    assert simulator.returncode == 0
+    assert f"{io.POSE} {steps}" in recorder_log.read_text()
+
+
 @pytest.mark.exclusive
 def test_real_time_a_slow_localizer_drops_late_frames_visibly_and_keeps_the_motion(tmp_path):
     """Real time at 20 Hz (2 simulated seconds per second): for 2 s the localizer is stopped

@@ -11,11 +11,7 @@ import numpy as np
 
 from treeworld_bringup.bags import POSE_TYPES, BagError, BagReader, pose_tum_row
 from treeworld_bringup.player import play
-from treeworld_bringup.recorder import add_record_options, record
-
-
-def command_bag_record(args: argparse.Namespace) -> int:
-    return record(args.out, args.topics, args.storage)
+from treeworld_bringup.recorder import add_record_options, record_as_parsed
 
 
 def command_bag_play(args: argparse.Namespace) -> int:
@@ -81,7 +77,7 @@ def add_bag_commands(commands, parser_class: type[argparse.ArgumentParser]) -> N
     bag_commands = bag.add_subparsers(dest="bag_command", required=True, parser_class=parser_class)
     bag_record = bag_commands.add_parser("record", help="record the stack's topics")
     add_record_options(bag_record)
-    bag_record.set_defaults(handler=command_bag_record)
+    bag_record.set_defaults(handler=record_as_parsed)
     bag_play = bag_commands.add_parser("play", help="publish a bag's messages")
     bag_play.add_argument("bag", type=Path)
     pace = bag_play.add_mutually_exclusive_group()

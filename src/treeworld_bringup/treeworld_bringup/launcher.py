@@ -214,14 +214,22 @@ class NodeProcesses:
     """The graph's processes: started with one parameter file, stopped by PID."""
 
     def __init__(self, names: list[str], parameter_file: Path, log_dir: Path,
-                 bag: Path | None = None, discovery_range: str = "localhost"):
+                 bag: Path | None = None, discovery_range: str = "localhost",
+                 awaited_writers: dict[str, int] | None = None):
+        """``bag``: a recorder writes it, reporting progress once ``awaited_writers``
+        (topic -> writers) have matched."""
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         for name in names + (["bag_recorder"] if bag else []):
-            # every node but the simulator, which publishes /clock, follows simulated time
-            arguments = [str(bag)] if name == "bag_recorder" else \
-                ["--ros-args", "--params-file", str(parameter_file), "-p",
-                 f"use_sim_time:={'false' if name == 'treeworld_sim' else 'true'}"]
+            if name == "bag_recorder":
+                arguments = [str(bag)]
+                if awaited_writers:
+                    arguments += ["--await-writers",
+                                  *(f"{topic}={n}" for topic, n in awaited_writers.items())]
+            else:
+                # every node but the simulator, which publishes /clock, follows simulated time
+                arguments = ["--ros-args", "--params-file", str(parameter_file), "-p",
+                             f"use_sim_time:={'false' if name == 'treeworld_sim' else 'true'}"]
             self.logs[name] = log_dir / f"{name}.log"
             with open(self.logs[name], "w") as log:
                 self.processes[name] = subprocess.Popen(
@@ -310,7 +318,9 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                      if world.camera else ())
     # The children start before rclpy (and its DDS threads) exist in this process, so the
     # code they run between fork and exec (_die_with_parent) cannot meet a lock held by them.
-    nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range)
+    nodes = NodeProcesses(names, parameter_file, workspace, bag, discovery_range,
+                          awaited_writers=bag_writers(use_localizer, camera_topics, use_localizer
+                                                      and settings.localizer.keeps_belief_grid))
     os.environ.update(ros_environment(discovery_range))   # this process meets them the same way
     init_ros([], signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours
     gatherer = Gatherer(period, belief_stride, use_localizer, steps)
@@ -412,14 +422,10 @@ def awaited(data: Gathered, steps: int, use_localizer: bool, record: bool,
         missing.append(f"true poses ({len(data.truth)} of {ran + 1})")
     if record:
         recorded = {topic: int(count) for topic, count in data.recorded.items()}
-        # /diagnostics: the localizer's report of each step and the simulator's totals, at
-        # least (the recorder's own status goes there too)
-        needed = {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
-            {io.POSE: ran, io.DIAGNOSTICS: ran + 1} if use_localizer else {}) | (
-            {io.BELIEF: ran} if use_localizer and beliefs else {}) | \
-            {topic: ran for topic in camera_topics}
         missing += [f"{topic} in the bag ({recorded.get(topic, 0)} of at least {count})"
-                    for topic, count in needed.items() if recorded.get(topic, 0) < count]
+                    for topic, count in bag_needs(ran, use_localizer, camera_topics,
+                                                  beliefs).items()
+                    if recorded.get(topic, 0) < count]
     # The estimates and the localizer's reports come from different writers: a sample lost on
     # the way holds back every later one of its writer until it is repaired, so one arriving
     # says nothing about the other.
@@ -429,6 +435,28 @@ def awaited(data: Gathered, steps: int, use_localizer: bool, record: bool,
         missing.append(f"the localizer's report of step {ran - 1} (the newest: "
                        f"{data.localizer_handled})")
     return missing
+
+
+def bag_needs(ran: int, use_localizer: bool, camera_topics: tuple[str, ...],
+              beliefs: bool) -> dict[str, int]:
+    """The fewest messages of each topic a complete bag of ``ran`` steps holds."""
+    # /diagnostics: the localizer's report of each step and the simulator's totals, at least
+    # (the recorder's own status goes there too)
+    return {io.GROUND_TRUTH: ran + 1, io.SMELL: ran, io.ODOM: ran} | (
+        {io.POSE: ran, io.DIAGNOSTICS: ran + 1} if use_localizer else {}) | (
+        {io.BELIEF: ran} if use_localizer and beliefs else {}) | \
+        {topic: ran for topic in camera_topics}
+
+
+def bag_writers(use_localizer: bool, camera_topics: tuple[str, ...],
+                beliefs: bool) -> dict[str, int]:
+    """The writers the recorder must have matched before the simulator starts: those of every
+    topic ``bag_needs`` counts. The localizer's are the ones at risk: its topics are not held
+    to the recorder's pace, so if it were discovered late its first steps would be gone."""
+    writers = {topic: 1 for topic in bag_needs(0, use_localizer, camera_topics, beliefs)}
+    if use_localizer:
+        writers[io.DIAGNOSTICS] = 2              # the simulator's and the localizer's
+    return writers
 
 
 def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_stride: int,
