@@ -370,3 +370,24 @@ def test_starting_the_command_or_a_localizer_node_does_not_import_torchvision():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_belief_gif_frames_are_held_in_256_colours_and_the_gif_is_pillow_writers(tmp_path):
+    """The GIF writer reduces each frame as it is drawn (matplotlib's PillowWriter held 500
+    full-colour frames, 480 MB at a long run's peak) and writes the same file PillowWriter
+    would."""
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from treeworld_bringup.plots import PaletteGifWriter
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    image = ax.imshow(np.zeros((8, 8)), vmin=0, vmax=1)
+    frames = np.random.default_rng(0).random((5, 8, 8))
+    animation = FuncAnimation(fig, lambda i: image.set_data(frames[i]), frames=len(frames))
+    ours = PaletteGifWriter(fps=15)
+    animation.save(str(tmp_path / "ours.gif"), writer=ours, dpi=75)
+    animation.save(str(tmp_path / "pillow.gif"), writer=PillowWriter(fps=15), dpi=75)
+    plt.close(fig)
+    assert [frame.mode for frame in ours.frames] == ["P"] * len(frames)
+    assert (tmp_path / "ours.gif").read_bytes() == (tmp_path / "pillow.gif").read_bytes()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
@@ -10,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter  # noqa: E402
+from matplotlib.animation import AbstractMovieWriter, FFMpegWriter, FuncAnimation  # noqa: E402
+from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from treeworld_bringup.evaluation import errors_over_time  # noqa: E402
@@ -19,6 +21,27 @@ from treeworld_bringup.recording import Recording, Scene  # noqa: E402
 
 class DrawingStopped(Exception):
     """Raised from inside a long drawing when its caller asked it to stop."""
+
+
+class PaletteGifWriter(AbstractMovieWriter):
+    """A GIF writer that reduces each frame to 256 colours as it is drawn. matplotlib's
+    PillowWriter holds every frame as full-colour pixels until the end: for a long run's 500
+    frames that added 480 MB to the process's peak (a 30,000-step ``treeworld run --gif``
+    peaked at 1.31 GB, 0.83 without ``--gif``)."""
+
+    def setup(self, fig, outfile, dpi=None):
+        super().setup(fig, outfile, dpi=dpi)
+        self.frames: list[Image.Image] = []
+
+    def grab_frame(self, **savefig_kwargs):
+        pixels = BytesIO()
+        self.fig.savefig(pixels, **{**savefig_kwargs, "format": "rgba", "dpi": self.dpi})
+        frame = Image.frombuffer("RGBA", self.frame_size, pixels.getbuffer(), "raw", "RGBA", 0, 1)
+        self.frames.append(frame.convert("RGB").quantize(256))
+
+    def finish(self):
+        self.frames[0].save(self.outfile, save_all=True, append_images=self.frames[1:],
+                            duration=int(1000 / self.fps), loop=0)
 
 
 def _draw_trees(ax, scene: Scene) -> None:
@@ -146,7 +169,7 @@ def animate_belief(path: Path, recording: Recording, scene: Scene, title: str,
 
     try:
         animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
-        animation.save(str(path), writer=PillowWriter(fps=15), dpi=75)
+        animation.save(str(path), writer=PaletteGifWriter(fps=15), dpi=75)
         if shutil.which("ffmpeg"):
             animation.save(str(path.with_suffix(".mp4")), writer=FFMpegWriter(fps=15),
                            dpi=100)
