@@ -182,13 +182,14 @@ def add_record_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", nargs="+", default=list(STACK_TOPICS),
                         help="topics to record (default: all of the stack's)")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    parser.add_argument("--await-writers", nargs="+", type=awaited_writers, default=[],
+    parser.add_argument("--await-writers", nargs="+", type=awaited_writer, default=[],
                         metavar="TOPIC[=COUNT]",
                         help="report progress (for a lockstep simulator) only once each TOPIC "
                         "has COUNT writers (default 1) besides this recorder")
 
 
-def awaited_writers(text: str) -> tuple[str, int]:
+def awaited_writer(text: str) -> tuple[str, int]:
+    """``TOPIC`` or ``TOPIC=COUNT`` as (topic, count)."""
     topic, _, count = text.partition("=")
     try:
         wanted = int(count or 1)
