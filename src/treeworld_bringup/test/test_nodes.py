@@ -458,6 +458,7 @@ def test_the_simulator_waits_5_s_in_all_for_a_subscriber_that_died(tmp_path):
     gave_up = logged_at("not every subscriber acknowledged /clock, /smell, /odom")
     assert 4.5 < gave_up - logged_at("readers never got the last steps") < 7.0, log
 
+
 def test_the_simulator_starts_only_once_the_recorder_has_matched_every_awaited_writer(
         tmp_path):
     """The recorder reported progress from its first /clock, so a simulator waiting for it
