@@ -261,6 +261,7 @@ def test_ctrl_c_while_a_run_writes_its_report_skips_only_the_pictures(tmp_path):
     assert len(np.loadtxt(out / "estimate.tum")) == steps
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "stderr"]
 
+
 @pytest.mark.exclusive
 def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsys):
     out = tmp_path / "bench"
@@ -284,6 +285,26 @@ def test_bench_speed_times_tem2d_by_memory_length_and_soaks_slam(tmp_path, capsy
     result = json.loads((tem2d_only / "speed.json").read_text())
     assert result["soak"] == [] and result["slam"] == {} and "100" in result["tem2d"]
     assert not (tem2d_only / "speed.png").exists()
+
+
+def test_bench_speed_soaks_slam_on_the_circle_alone_and_refuses_an_unknown_path(tmp_path,
+                                                                               capsys):
+    """On the circle every lap after the first repeats the same work: from the second lap on
+    every step has old places to test, and a closure is taken every fifth step (the retrace
+    cooldown)."""
+    out = tmp_path / "bench"
+    assert main(["bench", "speed", "--out", str(out), "--lengths", "1000", "--tem2d-lengths",
+                 "--soak-path", "circle"]) == 0
+    result = json.loads((out / "speed.json").read_text())
+    assert result["soak_path"] == "circle" and result["tem2d"] == {}
+    (window,) = result["soak"]
+    assert window["searched"] > 0.9 and 0.15 < window["closed"] < 0.2 + 1e-9
+    assert (out / "speed.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["bench", "speed", "--out", str(tmp_path / "square"),
+                 "--soak-path", "square"]) == 2
+    assert "argument --soak-path: invalid choice: 'square'" in capsys.readouterr().err
+    assert not (tmp_path / "square").exists()
 
 
 def test_a_forager_run_reports_what_it_learned(tmp_path):

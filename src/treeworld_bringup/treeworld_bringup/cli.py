@@ -353,7 +353,7 @@ def command_bench_speed(args: argparse.Namespace) -> int:
     from treeworld_bringup import speed
 
     result = speed.speed(args.out, args.lengths, args.device, args.tem2d_lengths,
-                         not args.no_soak)
+                         not args.no_soak, args.soak_path)
     print(speed.speed_table(result))
     print(f"results in {args.out}/speed.json, .png")
     return 0

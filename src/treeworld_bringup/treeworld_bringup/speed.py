@@ -3,12 +3,15 @@ also runs as ``python -m treeworld_bringup.speed`` on a machine with only PyTorc
 
 - tem2d, episodic memory: the memory is filled with T synthetic (belief, smell) pairs (beliefs
   around random places, random smells), then steps (recall by smell, read, write) are timed.
-- slam: a soak, the simulator's random walk with odometry noise 1.0 through the localizer for
-  the longest T; latency and resident memory are read in windows along the way, so the row for
-  T is what a step costs once T steps are stored. In the window before each T of the table a
-  fresh localizer takes turns with the soak (BLOCK steps each) over the walk's first 1,000
-  steps, so the cost at T and the cost at T = 1,000 are compared on the same machine at the
-  same minute (a shared machine drifts by 10-20 % over a soak).
+- slam: a soak, the simulator's random walk (``--soak-path``: or the circle, or the spiral)
+  with odometry noise 1.0 through the localizer for the longest T; latency and resident memory
+  are read in windows along the way, so the row for T is what a step costs once T steps are
+  stored. In the window before each T of the table a fresh localizer takes turns with the soak
+  (BLOCK steps each) over the path's first 1,000 steps, so the cost at T and the cost at T =
+  1,000 are compared on the same machine at the same minute (a shared machine drifts by 10-20 %
+  over a soak). The walk keeps finding new ground and old ground in changing measure, so its
+  late steps have more to do than its first; on the circle every lap after the first does the
+  same work, so its soak shows what storing more steps costs on its own.
 
 Writes OUT/speed.json and OUT/speed.png (the soak over time) and prints the table.
 """
@@ -33,6 +36,8 @@ from treeworld_bringup.settings import Settings
 from treeworld_sim import TreeWorld
 
 LENGTHS = (1_000, 10_000, 36_000, 100_000)
+SOAK_PATHS = {"random": "a random walk", "circle": "a circle lapped every 100 steps",
+              "spiral": "a spiral"}
 WINDOW = 1_000
 BLOCK = 100     # steps the soak and the fresh localizer alongside it take in turn
 
@@ -101,14 +106,16 @@ def walk(settings: Settings, steps: int):
         world.move(*controller(step))
 
 
-def slam_soak(steps: int, device: str, seed: int = 0, alongside=()) -> dict:
-    """Latency and resident memory of the slam localizer over a ``steps``-long random walk;
-    in the windows ending at a step in ``alongside``, also the median of a fresh localizer's
-    first WINDOW steps, taken in turns with the soak's (``first_steps_median_ms``)."""
+def slam_soak(steps: int, device: str, seed: int = 0, alongside=(), path: str = "random"
+              ) -> dict:
+    """Latency and resident memory of the slam localizer over ``steps`` steps of the
+    controller ``path`` (a key of SOAK_PATHS); in the windows ending at a step in
+    ``alongside``, also the median of a fresh localizer's first WINDOW steps, taken in turns
+    with the soak's (``first_steps_median_ms``)."""
     defaults = Settings()
     settings = Settings(
         dataclasses.replace(defaults.world, seed=seed, odometry_noise=1.0, steps=steps),
-        dataclasses.replace(defaults.controller, controller="random", seed=seed),
+        dataclasses.replace(defaults.controller, controller=path, seed=seed),
         dataclasses.replace(defaults.localizer, method="slam", device=device))
     localizer, fresh = Localizer(settings.localizer), Localizer(settings.localizer)
     first_steps = list(walk(settings, min(WINDOW, steps)))
@@ -148,20 +155,22 @@ def slam_soak(steps: int, device: str, seed: int = 0, alongside=()) -> dict:
 
 
 def speed(out: Path, lengths=LENGTHS, device: str = "cpu", tem2d_lengths=None,
-          soak: bool = True) -> dict:
-    """``soak=False`` times tem2d only (slam needs gtsam, which a bare PyTorch machine lacks)."""
+          soak: bool = True, soak_path: str = "random") -> dict:
+    """``soak=False`` times tem2d only (slam needs gtsam, which a bare PyTorch machine lacks);
+    ``tem2d_lengths`` None: the same as ``lengths``, empty: slam only."""
     out.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     tem2d = {length: tem2d_latency(length, torch_device)
-             for length in (tem2d_lengths or lengths)}
-    windows = slam_soak(max(lengths), device, alongside=set(lengths))["windows"] if soak else []
+             for length in (lengths if tem2d_lengths is None else tem2d_lengths)}
+    windows = slam_soak(max(lengths), device, alongside=set(lengths), path=soak_path
+                        )["windows"] if soak else []
     by_length = {w["stored_steps"]: w for w in windows}
-    result = {"device": str(torch_device), "tem2d": tem2d,
+    result = {"device": str(torch_device), "soak_path": soak_path, "tem2d": tem2d,
               "slam": {length: by_length[length] for length in lengths if length in by_length},
               "soak": windows}
     (out / "speed.json").write_text(json.dumps(result, indent=1) + "\n")
     if windows:
-        plot_soak(windows, out / "speed.png", str(torch_device))
+        plot_soak(windows, out / "speed.png", str(torch_device), SOAK_PATHS[soak_path])
     return result
 
 
@@ -186,7 +195,7 @@ def speed_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_soak(windows: list[dict], path: Path, device: str) -> None:
+def plot_soak(windows: list[dict], path: Path, device: str, soak_path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +230,7 @@ def plot_soak(windows: list[dict], path: Path, device: str) -> None:
     bottom.set_ylabel("memory (MB)")
     bottom.set_xlabel("steps stored")
     bottom.legend()
-    fig.suptitle("slam soak: a random walk with odometry noise 1.0 (treeworld bench speed)")
+    fig.suptitle(f"slam soak: {soak_path} with odometry noise 1.0 (treeworld bench speed)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -231,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="treeworld bench speed", description=__doc__)
     add_speed_options(parser)
     args = parser.parse_args(argv)
-    result = speed(args.out, args.lengths, args.device, args.tem2d_lengths, not args.no_soak)
+    result = speed(args.out, args.lengths, args.device, args.tem2d_lengths, not args.no_soak,
+                   args.soak_path)
     print(speed_table(result))
     return 0
 
@@ -239,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
 def add_speed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/bench"))
     parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
-    parser.add_argument("--tem2d-lengths", type=int, nargs="+",
-                        help="tem2d's lengths when they differ (its memory is 45 KB a step)")
+    parser.add_argument("--tem2d-lengths", type=int, nargs="*",
+                        help="tem2d's lengths when they differ (its memory is 45 KB a step); "
+                        "none given: slam only")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     parser.add_argument("--no-soak", action="store_true", help="tem2d only (no gtsam needed)")
+    parser.add_argument("--soak-path", choices=tuple(SOAK_PATHS), default="random",
+                        help="the controller whose path slam's soak follows")
 
 
 if __name__ == "__main__":
