@@ -44,6 +44,8 @@ bench: $(INSTALLED)
 	$(PYTHON) scripts/bench_graph.py
 	$(VENV)/bin/treeworld bench speed --out docs/bench --lengths 1000 10000 36000 100000 \
 		--tem2d-lengths 1000 10000 36000
+	$(VENV)/bin/treeworld bench speed --out docs/bench/circle --soak-path circle \
+		--lengths 1000 10000 36000 100000 --tem2d-lengths
 	$(VENV)/bin/treeworld bench accuracy --out docs/bench
 	$(VENV)/bin/treeworld bench forage --out docs/bench
 	$(PYTHON) scripts/bench_long_run.py --out docs/bench
