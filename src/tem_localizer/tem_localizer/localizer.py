@@ -169,9 +169,11 @@ class Localizer:
         return self._estimate(loss=float("nan"), lost=False, skipped=kind)
 
     def _estimate(self, loss: float, lost: bool, skipped: str | None,
-                  corrected: bool = False) -> LocalizerStep:
+                  corrected: bool = False, placed: bool = False) -> LocalizerStep:
+        """``placed``: slam added this step to its map (a step still searching a loaded map,
+        a late frame or a skipped step adds none, so it names no place)."""
         if self.slam is not None:
-            place = len(self.slam.places) - 1 if skipped is None and self.slam.places else None
+            place = len(self.slam.places) - 1 if placed else None
             return LocalizerStep(self.position.copy(), self._whole_belief.covariance(),
                                  self.front.belief[0], loss, lost, skipped,
                                  self.front.occupancy_origin, corrected, place)
@@ -318,7 +320,7 @@ class Localizer:
             self.heading.observe(len(self.slam.places) - 1, self.corrected_positions,
                                  result.closure if to_loaded_map else None)
         return self._estimate(self.slam.smell_error, lost=False, skipped=None,
-                              corrected=result.closure is not None)
+                              corrected=result.closure is not None, placed=True)
 
     def _relocalize(self, action: np.ndarray, smell: np.ndarray) -> LocalizerStep:
         """A step while the agent does not yet know where it is in a loaded map."""

@@ -496,6 +496,33 @@ def test_a_saved_map_reads_back_and_relocalizes_a_lost_agent(tmp_path):
     assert errors[lost.relocalized_after:].max() < lost.grid.cell_size
 
 
+def test_only_a_step_added_to_the_map_names_a_place_in_it(tmp_path):
+    """While it searches a loaded map the agent adds no place to it, and a late frame adds none
+    either: such a step names no place. Search steps once all named the map's last place, so
+    a run's corrected trajectory (and the node's /tem/path) drew them all at that one point."""
+    mapper = Localizer(slam_config())
+    localize(mapper, circle(laps=2))
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+    lost = Localizer(slam_config())
+    lost.load_map(file)
+    mapped = len(lost.slam.places)
+    path = circle(laps=3)[20:170]
+    searched, named = 0, []
+    for step in range(len(path)):
+        searching = lost.relocalizing
+        result = lost.step(path[step] - path[step - 1] if step else np.zeros(2),
+                           smell(path[step]))
+        if searching:
+            searched += 1
+            assert result.place is None
+        else:
+            named.append(result.place)
+    assert searched > 0 and len(named) > 50
+    assert named == list(range(mapped, mapped + len(named)))     # this session's own places
+    assert lost.drop_late_frame(np.array([1.0, 0.0])).place is None
+
+
 def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_path, caplog,
                                                                             monkeypatch):
     """A row of landmarks 2,000 units long, mapped there and back. The belief grid's window
