@@ -21,7 +21,13 @@ from tem_localizer.grid import BeliefGrid
 from tem_localizer.heading import OdometryHeading
 from tem_localizer.loop_closure import ClosureSettings
 from tem_localizer.map_file import load_map, save_map
-from tem_localizer.relocalization import Relocalizer, Verdict
+from tem_localizer.relocalization import (
+    CONFIRM_WITHIN,
+    EXPLAINED_SIGMAS,
+    FixTrial,
+    Relocalizer,
+    Verdict,
+)
 from tem_localizer.tem import TEM2d
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,8 @@ class LocalizerStep:
     origin: tuple[float, float] = (0.0, 0.0)   # world (x, y) of the belief grid's corner
     corrected: bool = False          # slam: a loop closure moved the past this step
     place: int | None = None         # slam: this step's place in the map
+    retracted: bool = False          # slam: a fix in a loaded map was taken back this step:
+                                     # the places from slam.session_start on are gone
 
 
 @dataclass
@@ -136,9 +144,14 @@ class Localizer:
             self.front.reset(np.zeros(2))
             self.position = np.zeros(2)
             self.relocalizer: Relocalizer | None = None
+            self.loaded_map = None          # the SavedMap a search started from
+            self.steps_at_load = 0
             self.relocalized_after: int | None = None
+            self.fix_trial: FixTrial | None = None     # a fix in the loaded map on trial
             # steps a loaded map failed to explain what was smelled where the belief settled
             self.relocalization_unexplained = 0
+            # fixes taken back: no loop closed to the map after them (docs/design.md §10)
+            self.relocalization_retracted = 0
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self.warned:
@@ -169,14 +182,15 @@ class Localizer:
         return self._estimate(loss=float("nan"), lost=False, skipped=kind)
 
     def _estimate(self, loss: float, lost: bool, skipped: str | None,
-                  corrected: bool = False, placed: bool = False) -> LocalizerStep:
+                  corrected: bool = False, placed: bool = False,
+                  retracted: bool = False) -> LocalizerStep:
         """``placed``: slam added this step to its map (a step still searching a loaded map,
         a late frame or a skipped step adds none, so it names no place)."""
         if self.slam is not None:
             place = len(self.slam.places) - 1 if placed else None
             return LocalizerStep(self.position.copy(), self._whole_belief.covariance(),
                                  self.front.belief[0], loss, lost, skipped,
-                                 self.front.occupancy_origin, corrected, place)
+                                 self.front.occupancy_origin, corrected, place, retracted)
         if self.model is None:
             return LocalizerStep(self.dead_reckoned.copy(), np.zeros((2, 2)), None, loss, lost,
                                  skipped)
@@ -263,6 +277,13 @@ class Localizer:
         saved = load_map(file, self.config.sensory_embedding_dim, self.grid.size,
                          self.grid.cell_size)
         self.slam.load(saved)
+        self.loaded_map, self.steps_at_load = saved, self.counters.steps
+        self.relocalization_unexplained = self.relocalization_retracted = 0
+        self.warned.discard("unexplained")
+        self._search_loaded_map()
+
+    def _search_loaded_map(self) -> None:
+        """A flat belief over the map slam holds, as loaded: where is the agent in it?"""
         self.relocalizer = Relocalizer(self.slam.places, RELOCALIZATION_SMELL_SIGMA,
                                        settled_spread=self.grid.cell_size / 2,
                                        min_strength=self.slam.settings.closure.min_strength)
@@ -273,9 +294,7 @@ class Localizer:
                      *self.relocalizer.map_span, self.grid.extent,
                      self.relocalizer.coarse.grid.cell_size)
         self.position = self._whole_belief.mean()
-        self.relocalized_after = None
-        self.relocalization_unexplained = 0
-        self.warned.discard("unexplained")
+        self.relocalized_after, self.fix_trial = None, None
 
     @property
     def _whole_belief(self) -> ScrollingBelief:
@@ -312,6 +331,9 @@ class Localizer:
         if result.closure is not None:
             self.front.shift(result.correction)
         self.position = result.position
+        if self.fix_trial is not None and not self._fix_stands(result.closure):
+            self._retract_fix()
+            return self._estimate(float("nan"), lost=False, skipped=None, retracted=True)
         if self.heading is not None:
             # only a loaded map, made with other odometry, knows odometry's true scale: a
             # closure to this session's own places would measure odometry against itself
@@ -333,12 +355,43 @@ class Localizer:
                             "place?); still searching (counted as "
                             "'relocalization_unexplained')".format(*self.position))
         if verdict is Verdict.SETTLED:
-            self.relocalized_after = self.relocalizer.steps
+            self.relocalized_after = self.counters.steps - self.steps_at_load
             log.info("found itself in the loaded map after %d steps, at (%.1f, %.1f)",
                      self.relocalized_after, *self.position)
             self.slam.start_session(self.position, sigma=self.grid.cell_size / 2)
             self.relocalizer = None
+            self.fix_trial = FixTrial(self.slam.counters.searched_loaded,
+                                      (EXPLAINED_SIGMAS * RELOCALIZATION_SMELL_SIGMA) ** 2)
         return self._estimate(float("nan"), lost=False, skipped=None)
+
+    def _fix_stands(self, closure) -> bool:
+        """Whether the fix in the loaded map still stands after this step (``closure``: the
+        step's); a verdict either way ends its trial."""
+        slam = self.slam
+        mapped = len(slam.places) - slam.session_start
+        code = slam.places.codes.data[len(slam.places) - 1].astype(np.float32)
+        # the map's places alone predict this smell while the session's own are too recent
+        # to be searched (a wrong fix's own places would explain it)
+        error = slam.smell_error * len(code) if mapped <= slam.settings.closure.exclude and \
+            float(np.linalg.norm(code)) >= slam.settings.closure.min_strength else float("nan")
+        verdict = self.fix_trial.judge(closure is not None and closure.old < slam.session_start,
+                                       slam.counters.searched_loaded, error)
+        if verdict is not None:
+            self.fix_trial = None
+        return verdict is not False
+
+    def _retract_fix(self) -> None:
+        """Forget what was mapped since the fix and search the loaded map again."""
+        self.relocalization_retracted += 1
+        log.warning("no loop closed to the loaded map in %d steps with its places to test "
+                    "since the agent found itself there after %d steps, and the map does not "
+                    "explain the smells: that fix was wrong (a place that smells like "
+                    "another?); searching again (counted as 'relocalization_retracted')",
+                    CONFIRM_WITHIN, self.relocalized_after)
+        self.slam.load(self.loaded_map)
+        if self.heading is not None:         # fitted against a map it was not in
+            self.heading.reset()
+        self._search_loaded_map()
 
     def memory_size(self) -> tuple[int, int]:
         """(entries, bytes) of what the localizer remembers: TEM2d's (belief, smell) pairs or

@@ -174,6 +174,8 @@ class TemLocalizerNode(Node):
         self.last_input = time.monotonic()
         stamp = io.nanoseconds_stamp(event.stamp)
         localized = event.step.skipped is None and not event.late
+        if event.step.retracted:
+            self.forget_retracted_places()
         if self.recall is not None:
             self.recall.handled(event.stamp, event.step.place if localized else None)
         if localized:
@@ -285,7 +287,8 @@ class TemLocalizerNode(Node):
         if self.localizer.started_in_a_loaded_map:
             found = self.localizer.relocalized_after
             values |= {keys.RELOCALIZED_AFTER_STEPS: "" if found is None else found,
-                       keys.RELOCALIZATION_UNEXPLAINED: self.localizer.relocalization_unexplained}
+                       keys.RELOCALIZATION_UNEXPLAINED: self.localizer.relocalization_unexplained,
+                       keys.RELOCALIZATION_RETRACTED: self.localizer.relocalization_retracted}
         problems = skipped_total + counters.lost + counters.late_frames
         state = "searching the loaded map" if self.localizer.relocalizing else "localizing"
         self.diagnostics_publisher.publish(io.diagnostics(
@@ -325,6 +328,17 @@ class TemLocalizerNode(Node):
         self.forget_run()
         response.success, response.message = True, "belief and memory reset"
         return response
+
+    def forget_retracted_places(self) -> None:
+        """A fix in the loaded map was taken back, and what was mapped since with it: the
+        path's poses keep where they were estimated, the closures to those places go."""
+        first = self.localizer.slam.session_start
+        for pose in self.trajectory.poses():
+            if pose.place is not None and pose.place >= first:
+                pose.place = None
+        self.closures = [pair for pair in self.closures if max(pair) < first]
+        if self.recall is not None:
+            self.recall.forget()
 
     def forget_run(self) -> None:
         """The localizer started over: its steps, path and closures so far are gone."""

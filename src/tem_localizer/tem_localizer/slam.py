@@ -54,6 +54,7 @@ class SlamCounters:
     rejected: dict[str, int] = field(default_factory=dict)   # candidates by reason
     outweighed: int = 0          # accepted closures the rest of the graph overruled
     searched: int = 0            # steps with old places in the gate to test against
+    searched_loaded: int = 0     # ... of those, with a loaded map's places among them
     optimizer_failures: int = 0
     optimizer_seconds: float = 0.0                           # the last update
     optimizer_seconds_total: float = 0.0
@@ -222,6 +223,7 @@ class Slam:
             return None
         found = candidates(nearby, distance, self.gate_radius(place), settings.closure)
         self.counters.searched += int(len(found) > 0)
+        self.counters.searched_loaded += int(len(found) > 0 and found[0] < self.session_start)
         result = find_closure(self.places, place, found, settings.closure, retrace_ready,
                               crossing_ready)
         if result is None:

@@ -571,6 +571,53 @@ def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_
     assert lost.relocalizing and lost.relocalized_after is None
 
 
+def test_a_fix_no_loop_closure_confirms_is_taken_back_and_the_search_starts_over(
+        tmp_path, caplog, monkeypatch):
+    """On the row of landmarks the agent finds itself, then is carried 800 units on unseen
+    (a kidnapped robot; in a real map the same happens where a few trees smell like others
+    elsewhere and the fix was wrong from the start). Its odometry keeps it where it was found,
+    the smells there no longer match the map's and no loop closes to the map: after
+    CONFIRM_WITHIN such steps the fix and what was mapped on it are dropped, and the search
+    starts over and finds where the agent really is. That fix stands though no loop closes
+    there either (the agent's steps fall between the map's, too far for a retrace to match):
+    the map explains the smells."""
+    row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
+    kinds = np.random.default_rng(11).standard_normal((len(row), DIM)) * 5.6
+    monkeypatch.setattr(sys.modules[__name__], "smell", lambda position: np.exp(
+        -np.sum((row - position) ** 2, axis=1) / (2 * DIFFUSION)) @ kinds)
+    mapper = Localizer(slam_config())
+    mapped = polyline([(-50, 0), (2050, 0), (2050, 25), (-50, 25)], step=4.0)
+    localize(mapper, mapped)
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+    robot = Localizer(slam_config())
+    robot.load_map(file)
+    loaded = len(robot.slam.places)
+    position, carried, estimates, truth, steps = np.array([300.0, 0.0]), False, [], [], []
+    with caplog.at_level("WARNING", logger="tem_localizer.localizer"):
+        for step in range(220):
+            move = np.array([4.0, 0.0]) if step else np.zeros(2)
+            position = position + move
+            if not carried and not robot.relocalizing:
+                position, carried = position + [800.0, 0.0], True      # odometry never knew
+            result = robot.step(move, smell(position))
+            estimates.append(result.mean + mapped[0])       # the map's frame: the row's
+            truth.append(position)
+            steps.append(result)
+    retracted = [i for i, result in enumerate(steps) if result.retracted]
+    assert carried and robot.relocalization_retracted == 1 and len(retracted) == 1
+    assert caplog.text.count("no loop closed to the loaded map in 30 steps") == 1
+    # found again where the agent is, and this time a loop closed to the map
+    assert not robot.relocalizing and robot.fix_trial is None
+    assert robot.relocalized_after > retracted[0] + 1
+    errors = np.linalg.norm(np.array(estimates) - truth, axis=1)
+    assert errors[retracted[0] - 1] > 700 and errors[-20:].max() < robot.grid.cell_size / 5
+    # what was mapped on the wrong fix is gone: the map holds the second fix's places only
+    assert all(result.place is None for result in steps[retracted[0]:robot.relocalized_after])
+    named = [result.place for result in steps[robot.relocalized_after:]]
+    assert named == list(range(loaded, len(robot.slam.places)))
+
+
 @pytest.mark.parametrize("landmark_order", [(1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)])
 def test_a_map_of_another_world_is_never_taken_for_this_one(tmp_path, caplog, landmark_order):
     """The same trees planted elsewhere: the belief still tightens somewhere (each of these

@@ -118,6 +118,8 @@ def print_summary(metrics: dict, out: Path) -> None:
         found = slam["relocalized_after_steps"]
         print(f"  {'relocalized_after_steps':28s} "
               f"{'never' if found is None else found}")
+        if slam.get("relocalization_retracted"):
+            print(f"  {'relocalization_retracted':28s} {slam['relocalization_retracted']}")
     if "evaluation" in metrics:
         print("evaluation (world units; ATE unaligned: the belief frame starts at the true "
               "origin):")

@@ -495,7 +495,8 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
                            for key, value in counters.items()
                            if key.startswith(keys.CLOSURE_PREFIX) or key in (
                                keys.OPTIMIZER_FAILURES, keys.KEYFRAMES, keys.MAP_BYTES,
-                               keys.RELOCALIZATION_UNEXPLAINED)}
+                               keys.RELOCALIZATION_UNEXPLAINED,
+                               keys.RELOCALIZATION_RETRACTED)}
         if keys.RELOCALIZED_AFTER_STEPS in counters:      # started in a loaded map
             found = counters[keys.RELOCALIZED_AFTER_STEPS]
             summary["slam"][keys.RELOCALIZED_AFTER_STEPS] = int(found) if found else None

@@ -29,7 +29,12 @@ from treeworld_bringup.recording import (
     gif_stride,
     scene_from_markers,
 )
-from treeworld_bringup.runner import corrected_estimates, localizer_summary, save_map_at_end
+from treeworld_bringup.runner import (
+    corrected_estimates,
+    forget_retracted_places,
+    localizer_summary,
+    save_map_at_end,
+)
 from treeworld_bringup.settings import Settings
 from treeworld_schema import topics
 
@@ -106,6 +111,8 @@ def replay(path: Path, settings: Settings, gif: bool = False, salvage: bool = Fa
         for event in replay_events(bag, localizer, config, on_other):
             if event.step.skipped is not None:
                 continue
+            if event.step.retracted:
+                forget_retracted_places(localizer, places)
             if belief_stride and event.step.belief is not None and \
                     len(stamps) % belief_stride == 0:
                 frames.append(event.step.belief.float().cpu().numpy())

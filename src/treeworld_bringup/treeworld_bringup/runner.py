@@ -53,6 +53,7 @@ def localizer_summary(localizer: Localizer) -> dict:
             # None: the map never explained where the agent was
             summary["slam"]["relocalized_after_steps"] = localizer.relocalized_after
             summary["slam"]["relocalization_unexplained"] = localizer.relocalization_unexplained
+            summary["slam"]["relocalization_retracted"] = localizer.relocalization_retracted
     return summary
 
 
@@ -76,6 +77,13 @@ def slam_summary(slam) -> dict:
             "optimizer_seconds_total": counters.optimizer_seconds_total,
             "keyframes": slam.places.keyframes, "places": len(slam.places),
             "map_bytes": slam.places.nbytes}
+
+
+def forget_retracted_places(localizer: Localizer, places: list[int | None]) -> None:
+    """A fix in the loaded map was taken back, and the places mapped since with it: the steps
+    that named them name none (their indices are the next session's)."""
+    first = localizer.slam.session_start
+    places[:] = [None if place is not None and place >= first else place for place in places]
 
 
 def corrected_estimates(localizer: Localizer, estimates: np.ndarray,
@@ -124,12 +132,14 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         record = world.observe()
         true_positions[step], healths[step] = record.position, record.health
         if recalls and requested:
-            recalled = requested, localizer.corrected_positions(
-                [places[anchor] for anchor in requested])
+            known = [anchor for anchor in requested if places[anchor] is not None]
+            recalled = known, localizer.corrected_positions([places[a] for a in known])
         if localizer is not None:
             observation = record.smell if localizer.camera is None else \
                 localizer.encode_camera(camera_pixels(record.camera), record.odometry_yaw)
             estimate = localizer.step(record.odometry_position - last_odometry, observation)
+            if estimate.retracted:
+                forget_retracted_places(localizer, places)
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
                 last_odometry = record.odometry_position
             estimates[step], losses[step] = estimate.mean, estimate.loss

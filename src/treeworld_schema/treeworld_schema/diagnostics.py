@@ -44,6 +44,7 @@ MAP_ERRORS = "map_errors"                    # ~/save_map or ~/load_map refused
 # ... after a map was loaded
 RELOCALIZED_AFTER_STEPS = "relocalized_after_steps"        # "" while still searching
 RELOCALIZATION_UNEXPLAINED = "relocalization_unexplained"  # settled where the map disagrees
+RELOCALIZATION_RETRACTED = "relocalization_retracted"      # fixes no loop closure confirmed
 # The bag_recorder status holds one key per recorded topic: its message count.
 
 
