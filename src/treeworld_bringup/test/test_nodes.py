@@ -264,6 +264,71 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
     assert {m.ns for m in graph.markers} == {"keyframes", "loop_closures"}
 
 
+def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
+    """A robot finds itself in a loaded map (a row of landmarks 2,000 units long), then is
+    carried 800 units on unseen: no loop closes to the map and its smells do not fit it, so
+    the fix is taken back and the search starts over. Through the node, pose for pose as
+    in-process, with the retraction in /diagnostics and the path as the poses were sent."""
+    from nav_msgs.msg import Path
+
+    from tem_localizer import Localizer, LocalizerConfig
+
+    row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
+    kinds = np.random.default_rng(11).standard_normal((len(row), 64)) * 5.6
+    spread = 2 * 100.0**2 / (2 * math.log(10))          # a landmark weighs 0.1 at 100 units
+
+    def smell(position):
+        return np.exp(-np.sum((row - position) ** 2, axis=1) / spread) @ kinds
+
+    defaults = LocalizerConfig()
+    settings = {"method": "slam", "sensory_embedding_dim": 64, "odometry_sigma": 0.2,
+                "grid_size": defaults.grid_size, "extent": defaults.extent}
+    config = LocalizerConfig(**settings, device="cpu")
+    mapper, map_file = Localizer(config), tmp_path / "map.npz"
+    mapped = [(x, 0.0) for x in np.arange(-50.0, 2051.0, 4.0)] + \
+        [(x, 25.0) for x in np.arange(2050.0, -51.0, -4.0)]
+    for step, position in enumerate(mapped):
+        mapper.step(np.subtract(position, mapped[step - 1]) if step else np.zeros(2),
+                    smell(np.array(position)))
+    mapper.save_map(map_file)
+    steps, carried_from = 140, 15
+    truth = [np.array([300.0 + 4 * step + (800.0 if step >= carried_from else 0.0), 0.0])
+             for step in range(steps)]
+    robot = Localizer(config)
+    robot.load_map(map_file)
+    expected, searching = [], []
+    for step in range(steps):
+        expected.append(robot.step(np.array([4.0 if step else 0.0, 0.0]),
+                                   smell(truth[step])).mean)
+        searching.append(robot.relocalizing)
+    # found before it was carried off, then taken back, then found again
+    assert not all(searching[:carried_from]) and robot.relocalization_retracted == 1
+    assert not robot.relocalizing
+    parameters = localizer_parameters(tmp_path, **settings, map_file=str(map_file),
+                                      start_in_map=True)
+    paths = []
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        driver.create_subscription(Path, io.PATH, paths.append, io.latest_qos())
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+        try:
+            for step in range(steps):
+                driver.send(step, x=4.0 * step, smell=smell(truth[step]))
+                wait_for(lambda: len(driver.poses) == step + 1, 60, f"pose {step}",
+                         nodes.check_alive)
+            wait_for(lambda: paths and len(paths[-1].poses) == steps and
+                     driver.counters().get("relocalization_retracted") == "1", 30,
+                     "the whole path and the retraction reported", nodes.check_alive)
+        finally:
+            nodes.stop()
+    sent = np.array([(p.pose.pose.position.x, p.pose.pose.position.y) for p in driver.poses])
+    np.testing.assert_allclose(sent, expected, atol=1e-6)
+    np.testing.assert_allclose([(p.pose.position.x, p.pose.position.y) for p in paths[-1].poses],
+                               sent, atol=1e-9)
+    assert (tmp_path / "tem_localizer.log").read_text().count("that fix was wrong") == 1
+
+
 def test_a_node_stopped_before_its_first_step_leaves_the_map_file_as_it_was(tmp_path):
     """save_map_on_exit with nothing localized: an empty map would overwrite a real one."""
     from std_srvs.srv import Trigger
