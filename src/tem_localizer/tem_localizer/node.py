@@ -174,8 +174,8 @@ class TemLocalizerNode(Node):
         self.last_input = time.monotonic()
         stamp = io.nanoseconds_stamp(event.stamp)
         localized = event.step.skipped is None and not event.late
-        if event.step.retracted:
-            self.forget_retracted_places()
+        if event.step.retracted:         # a wrong fix: what was mapped on it is gone
+            self.forget_places_from(self.localizer.slam.session_start)
         if self.recall is not None:
             self.recall.handled(event.stamp, event.step.place if localized else None)
         if localized:
@@ -318,9 +318,10 @@ class TemLocalizerNode(Node):
         return map_service(self.localizer.save_map, "saved the map to", self, response)
 
     def on_load_map(self, request, response):
-        if self.recall is not None:
-            self.recall.forget()
-        return map_service(self.localizer.load_map, "loaded the map from", self, response)
+        response = map_service(self.localizer.load_map, "loaded the map from", self, response)
+        if response.success:       # the steps so far named places of the map it replaced
+            self.forget_places_from(0)
+        return response
 
     def on_reset(self, request, response):
         self.localizer.reset()
@@ -329,10 +330,10 @@ class TemLocalizerNode(Node):
         response.success, response.message = True, "belief and memory reset"
         return response
 
-    def forget_retracted_places(self) -> None:
-        """A fix in the loaded map was taken back, and what was mapped since with it: the
-        path's poses keep where they were estimated, the closures to those places go."""
-        first = self.localizer.slam.session_start
+    def forget_places_from(self, first: int) -> None:
+        """The map's places from ``first`` on are gone (a wrong fix taken back, or the map
+        replaced): the path's poses on them keep where they were estimated, the closures to
+        them go, and the forager's anchors with them."""
         for pose in self.trajectory.poses():
             if pose.place is not None and pose.place >= first:
                 pose.place = None

@@ -264,13 +264,9 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
     assert {m.ns for m in graph.markers} == {"keyframes", "loop_closures"}
 
 
-def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
-    """A robot finds itself in a loaded map (a row of landmarks 2,000 units long), then is
-    carried 800 units on unseen: no loop closes to the map and its smells do not fit it, so
-    the fix is taken back and the search starts over. Through the node, pose for pose as
-    in-process, with the retraction in /diagnostics and the path as the poses were sent."""
-    from nav_msgs.msg import Path
-
+def row_map(tmp_path):
+    """A map of a row of landmarks 2,000 units long, mapped there and back 25 units apart,
+    4 units a step from x = -50: its file, the smell along it, the localizer's settings."""
     from tem_localizer import Localizer, LocalizerConfig
 
     row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
@@ -283,14 +279,27 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
     defaults = LocalizerConfig()
     settings = {"method": "slam", "sensory_embedding_dim": 64, "odometry_sigma": 0.2,
                 "grid_size": defaults.grid_size, "extent": defaults.extent}
-    config = LocalizerConfig(**settings, device="cpu")
-    mapper, map_file = Localizer(config), tmp_path / "map.npz"
+    mapper, map_file = Localizer(LocalizerConfig(**settings, device="cpu")), tmp_path / "map.npz"
     mapped = [(x, 0.0) for x in np.arange(-50.0, 2051.0, 4.0)] + \
         [(x, 25.0) for x in np.arange(2050.0, -51.0, -4.0)]
     for step, position in enumerate(mapped):
         mapper.step(np.subtract(position, mapped[step - 1]) if step else np.zeros(2),
                     smell(np.array(position)))
     mapper.save_map(map_file)
+    return map_file, smell, settings
+
+
+def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
+    """A robot finds itself in a loaded map (a row of landmarks 2,000 units long), then is
+    carried 800 units on unseen: no loop closes to the map and its smells do not fit it, so
+    the fix is taken back and the search starts over. Through the node, pose for pose as
+    in-process, with the retraction in /diagnostics and the path as the poses were sent."""
+    from nav_msgs.msg import Path
+
+    from tem_localizer import Localizer, LocalizerConfig
+
+    map_file, smell, settings = row_map(tmp_path)
+    config = LocalizerConfig(**settings, device="cpu")
     steps, carried_from = 140, 15
     truth = [np.array([300.0 + 4 * step + (800.0 if step >= carried_from else 0.0), 0.0])
              for step in range(steps)]
@@ -327,6 +336,50 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
     np.testing.assert_allclose([(p.pose.position.x, p.pose.position.y) for p in paths[-1].poses],
                                sent, atol=1e-9)
     assert (tmp_path / "tem_localizer.log").read_text().count("that fix was wrong") == 1
+
+
+def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path):
+    """~/load_map after a few steps of mapping from scratch: those steps named places of the
+    map it replaced. The robot finds itself in the loaded map (a row of landmarks) and loops
+    close there, so /tem/path is corrected from the map: the poses from before the load stay
+    where they were estimated (they once took the positions of the loaded map's places with
+    their indices)."""
+    from nav_msgs.msg import Path
+    from std_srvs.srv import Trigger
+
+    map_file, smell, settings = row_map(tmp_path)
+    parameters = localizer_parameters(tmp_path, **settings, map_file=str(map_file))
+    before, steps, paths = 12, 90, []
+    with ros_context(private_domain()) as (context, add_node):
+        driver = Driver(context)
+        driver.create_subscription(Path, io.PATH, paths.append, io.latest_qos())
+        load = driver.create_client(Trigger, "/tem_localizer/load_map")
+        add_node(driver)
+        nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
+        try:
+            for step in range(steps):
+                if step == before:
+                    wait_for(load.service_is_ready, 30, "the service", nodes.check_alive)
+                    answer = load.call_async(Trigger.Request())
+                    wait_for(answer.done, 30, "the answer", nodes.check_alive)
+                    assert answer.result().success
+                # on the row, in step with the map's own steps from the load on
+                where = (0.0, 300.0) if step < before else (302.0 + 4 * (step - before), 0.0)
+                # 2 units a step before the load, so the poses are not where the loaded
+                # map's first places happen to be
+                odometry = 2.0 * min(step, before) + 4.0 * max(step - before, 0)
+                driver.send(step, x=odometry, smell=smell(np.array(where)))
+                wait_for(lambda: len(driver.poses) == step + 1, 60, f"pose {step}",
+                         nodes.check_alive)
+            wait_for(lambda: paths and len(paths[-1].poses) == steps, 30, "the whole path",
+                     nodes.check_alive)
+        finally:
+            nodes.stop()
+    assert int(driver.counters()[keys.CLOSURES_ACCEPTED]) > 0        # the path was corrected
+    assert driver.counters()[keys.RELOCALIZED_AFTER_STEPS] != ""
+    np.testing.assert_allclose(
+        [(p.pose.position.x, p.pose.position.y) for p in paths[-1].poses[:before]],
+        [(p.pose.pose.position.x, p.pose.pose.position.y) for p in driver.poses[:before]])
 
 
 def test_a_node_stopped_before_its_first_step_leaves_the_map_file_as_it_was(tmp_path):
