@@ -264,9 +264,11 @@ def test_slam_node_saves_its_map_refuses_a_damaged_one_and_draws_its_path_and_gr
     assert {m.ns for m in graph.markers} == {"keyframes", "loop_closures"}
 
 
-def row_map(tmp_path):
+@pytest.fixture(scope="module")
+def row_map(tmp_path_factory):
     """A map of a row of landmarks 2,000 units long, mapped there and back 25 units apart,
-    4 units a step from x = -50: its file, the smell along it, the localizer's settings."""
+    4 units a step from x = -50: its file, the smell along it, the localizer's settings
+    (made once: a thousand slam steps)."""
     from tem_localizer import Localizer, LocalizerConfig
 
     row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
@@ -279,7 +281,8 @@ def row_map(tmp_path):
     defaults = LocalizerConfig()
     settings = {"method": "slam", "sensory_embedding_dim": 64, "odometry_sigma": 0.2,
                 "grid_size": defaults.grid_size, "extent": defaults.extent}
-    mapper, map_file = Localizer(LocalizerConfig(**settings, device="cpu")), tmp_path / "map.npz"
+    mapper = Localizer(LocalizerConfig(**settings, device="cpu"))
+    map_file = tmp_path_factory.mktemp("row") / "map.npz"
     mapped = [(x, 0.0) for x in np.arange(-50.0, 2051.0, 4.0)] + \
         [(x, 25.0) for x in np.arange(2050.0, -51.0, -4.0)]
     for step, position in enumerate(mapped):
@@ -289,7 +292,7 @@ def row_map(tmp_path):
     return map_file, smell, settings
 
 
-def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
+def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path, row_map):
     """A robot finds itself in a loaded map (a row of landmarks 2,000 units long), then is
     carried 800 units on unseen: no loop closes to the map and its smells do not fit it, so
     the fix is taken back and the search starts over. Through the node, pose for pose as
@@ -298,7 +301,7 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
 
     from tem_localizer import Localizer, LocalizerConfig
 
-    map_file, smell, settings = row_map(tmp_path)
+    map_file, smell, settings = row_map
     config = LocalizerConfig(**settings, device="cpu")
     steps, carried_from = 140, 15
     truth = [np.array([300.0 + 4 * step + (800.0 if step >= carried_from else 0.0), 0.0])
@@ -322,10 +325,9 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
         add_node(driver)
         nodes = NodeProcesses(["tem_localizer"], parameters, tmp_path)
         try:
-            for step in range(steps):
+            for step in range(steps):        # fewer than the topics' history holds
                 driver.send(step, x=4.0 * step, smell=smell(truth[step]))
-                wait_for(lambda: len(driver.poses) == step + 1, 60, f"pose {step}",
-                         nodes.check_alive)
+            wait_for(lambda: len(driver.poses) == steps, 60, "every pose", nodes.check_alive)
             wait_for(lambda: paths and len(paths[-1].poses) == steps and
                      driver.counters().get("relocalization_retracted") == "1", 30,
                      "the whole path and the retraction reported", nodes.check_alive)
@@ -338,7 +340,7 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path):
     assert (tmp_path / "tem_localizer.log").read_text().count("that fix was wrong") == 1
 
 
-def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path):
+def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path, row_map):
     """~/load_map after a few steps of mapping from scratch: those steps named places of the
     map it replaced. The robot finds itself in the loaded map (a row of landmarks) and loops
     close there, so /tem/path is corrected from the map: the poses from before the load stay
@@ -347,7 +349,7 @@ def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path):
     from nav_msgs.msg import Path
     from std_srvs.srv import Trigger
 
-    map_file, smell, settings = row_map(tmp_path)
+    map_file, smell, settings = row_map
     parameters = localizer_parameters(tmp_path, **settings, map_file=str(map_file))
     before, steps, paths = 12, 90, []
     with ros_context(private_domain()) as (context, add_node):
@@ -359,6 +361,8 @@ def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path):
         try:
             for step in range(steps):
                 if step == before:
+                    wait_for(lambda: len(driver.poses) == before, 60, "the poses before",
+                             nodes.check_alive)
                     wait_for(load.service_is_ready, 30, "the service", nodes.check_alive)
                     answer = load.call_async(Trigger.Request())
                     wait_for(answer.done, 30, "the answer", nodes.check_alive)
@@ -369,8 +373,7 @@ def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path):
                 # map's first places happen to be
                 odometry = 2.0 * min(step, before) + 4.0 * max(step - before, 0)
                 driver.send(step, x=odometry, smell=smell(np.array(where)))
-                wait_for(lambda: len(driver.poses) == step + 1, 60, f"pose {step}",
-                         nodes.check_alive)
+            wait_for(lambda: len(driver.poses) == steps, 60, "every pose", nodes.check_alive)
             wait_for(lambda: paths and len(paths[-1].poses) == steps, 30, "the whole path",
                      nodes.check_alive)
         finally:
