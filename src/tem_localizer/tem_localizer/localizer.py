@@ -150,7 +150,8 @@ class Localizer:
             self.fix_trial: FixTrial | None = None     # a fix in the loaded map on trial
             # steps a loaded map failed to explain what was smelled where the belief settled
             self.relocalization_unexplained = 0
-            # fixes taken back: no loop closed to the map after them (docs/design.md §10)
+            # fixes taken back: no loop closed to the map after them and the map did not
+            # explain the smells either (docs/design.md §10)
             self.relocalization_retracted = 0
 
     def _warn_once(self, kind: str, message: str) -> None:
