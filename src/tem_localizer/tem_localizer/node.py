@@ -290,7 +290,9 @@ class TemLocalizerNode(Node):
                        keys.RELOCALIZATION_UNEXPLAINED: self.localizer.relocalization_unexplained,
                        keys.RELOCALIZATION_RETRACTED: self.localizer.relocalization_retracted}
         problems = skipped_total + counters.lost + counters.late_frames
-        state = "searching the loaded map" if self.localizer.relocalizing else "localizing"
+        state = "searching the loaded map" if self.localizer.relocalizing else \
+            "localizing, the fix in the loaded map on trial" if self.localizer.fix_trial else \
+            "localizing"
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
             f"{problems} skipped, lost or late steps" if problems else state,

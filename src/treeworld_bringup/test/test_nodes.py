@@ -315,7 +315,7 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path, row_map
         searching.append(robot.relocalizing)
     # found before it was carried off, then taken back, then found again
     assert not all(searching[:carried_from]) and robot.relocalization_retracted == 1
-    assert not robot.relocalizing
+    assert not robot.relocalizing and robot.fix_trial is None
     parameters = localizer_parameters(tmp_path, **settings, map_file=str(map_file),
                                       start_in_map=True)
     paths = []
@@ -338,6 +338,15 @@ def test_a_slam_node_takes_back_a_fix_no_loop_closure_confirms(tmp_path, row_map
     np.testing.assert_allclose([(p.pose.position.x, p.pose.position.y) for p in paths[-1].poses],
                                sent, atol=1e-9)
     assert (tmp_path / "tem_localizer.log").read_text().count("that fix was wrong") == 1
+    # /diagnostics said so: searching, the fix on trial, searching again, and on
+    states = [state for state in (a.status[0].message for a in driver.diagnostics)
+              if not state.endswith("late steps")]
+    changes = [state for i, state in enumerate(states) if i == 0 or state != states[i - 1]]
+    assert changes[:4] == ["searching the loaded map",
+                           "localizing, the fix in the loaded map on trial",
+                           "searching the loaded map",
+                           "localizing, the fix in the loaded map on trial"], changes
+    assert changes[4:] == ["localizing"]     # the map explained the smells there: it stands
 
 
 def test_a_map_loaded_mid_run_leaves_the_path_before_it_where_it_was(tmp_path, row_map):
