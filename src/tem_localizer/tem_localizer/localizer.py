@@ -309,6 +309,12 @@ class Localizer:
         return self.slam is not None and self.relocalizer is not None
 
     @property
+    def fix_on_trial(self) -> bool:
+        """slam: whether the agent has found itself in a loaded map but no loop closure or
+        smell has yet confirmed it (docs/design.md §10)."""
+        return self.slam is not None and self.fix_trial is not None
+
+    @property
     def started_in_a_loaded_map(self) -> bool:
         """slam: whether this run began by finding itself in a loaded map (found or not yet)."""
         return self.relocalizing or (self.slam is not None and

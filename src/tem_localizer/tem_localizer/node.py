@@ -291,7 +291,7 @@ class TemLocalizerNode(Node):
                        keys.RELOCALIZATION_RETRACTED: self.localizer.relocalization_retracted}
         problems = skipped_total + counters.lost + counters.late_frames
         state = "searching the loaded map" if self.localizer.relocalizing else \
-            "localizing, the fix in the loaded map on trial" if self.localizer.fix_trial else \
+            "localizing, the fix in the loaded map on trial" if self.localizer.fix_on_trial else \
             "localizing"
         self.diagnostics_publisher.publish(io.diagnostics(
             keys.LOCALIZER, values, stamp,
