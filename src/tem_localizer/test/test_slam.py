@@ -523,6 +523,27 @@ def test_only_a_step_added_to_the_map_names_a_place_in_it(tmp_path):
     assert lost.drop_late_frame(np.array([1.0, 0.0])).place is None
 
 
+ROW = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
+ROW_KINDS = np.random.default_rng(11).standard_normal((len(ROW), DIM)) * 5.6
+
+
+def row_smell(position: np.ndarray, kinds: np.ndarray = ROW_KINDS) -> np.ndarray:
+    """The smell beside a row of landmarks 2,000 units long along y = 0."""
+    return np.exp(-np.sum((ROW - position) ** 2, axis=1) / (2 * DIFFUSION)) @ kinds
+
+
+def map_the_row(monkeypatch, tmp_path):
+    """The row's map, mapped there and back 25 units apart from x = -50, saved: its file and
+    the mapped path (its first point is the map frame's origin). ``smell`` is the row's."""
+    monkeypatch.setattr(sys.modules[__name__], "smell", row_smell)
+    mapper = Localizer(slam_config())
+    mapped = polyline([(-50, 0), (2050, 0), (2050, 25), (-50, 25)], step=4.0)
+    localize(mapper, mapped)
+    file = tmp_path / "map.npz"
+    mapper.save_map(file)
+    return file, mapped
+
+
 def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_path, caplog,
                                                                             monkeypatch):
     """A row of landmarks 2,000 units long, mapped there and back. The belief grid's window
@@ -530,18 +551,7 @@ def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_
     agent started 700 units from the map's centre (outside the window around it, where it
     once 'found' itself 590 units off) or near either end finds itself within a cell. In a
     world with the same landmarks smelling of each other it never does."""
-    row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
-    smells = np.random.default_rng(11).standard_normal((len(row), DIM)) * 5.6
-
-    def row_smell(position, kinds=smells):
-        return np.exp(-np.sum((row - position) ** 2, axis=1) / (2 * DIFFUSION)) @ kinds
-
-    monkeypatch.setattr(sys.modules[__name__], "smell", row_smell)
-    mapper = Localizer(slam_config())
-    mapped = polyline([(-50, 0), (2050, 0), (2050, 25), (-50, 25)], step=4.0)
-    localize(mapper, mapped)
-    file = tmp_path / "map.npz"
-    mapper.save_map(file)
+    file, mapped = map_the_row(monkeypatch, tmp_path)
     for start, direction in ((1700.0, -1), (300.0, 1), (1900.0, -1)):
         lost = Localizer(slam_config())
         with caplog.at_level("INFO", logger="tem_localizer.localizer"):
@@ -561,7 +571,7 @@ def test_an_agent_finds_itself_anywhere_in_a_map_wider_than_the_belief_grid(tmp_
         assert lost.relocalized_after is not None and lost.relocalized_after <= 30, start
         errors = np.linalg.norm(estimates - path, axis=1)
         assert errors[lost.relocalized_after:].max() < lost.grid.cell_size / 5, start
-    shuffled = smells[np.random.default_rng(3).permutation(len(row))]
+    shuffled = ROW_KINDS[np.random.default_rng(3).permutation(len(ROW))]
     monkeypatch.setattr(sys.modules[__name__], "smell",
                         lambda position: row_smell(position, shuffled))
     lost = Localizer(slam_config())
@@ -581,15 +591,7 @@ def test_a_fix_no_loop_closure_confirms_is_taken_back_and_the_search_starts_over
     starts over and finds where the agent really is. That fix stands though no loop closes
     there either (the agent's steps fall between the map's, too far for a retrace to match):
     the map explains the smells."""
-    row = np.column_stack([np.arange(0.0, 2001.0, 100.0), np.tile([-35.0, 35.0], 11)[:21]])
-    kinds = np.random.default_rng(11).standard_normal((len(row), DIM)) * 5.6
-    monkeypatch.setattr(sys.modules[__name__], "smell", lambda position: np.exp(
-        -np.sum((row - position) ** 2, axis=1) / (2 * DIFFUSION)) @ kinds)
-    mapper = Localizer(slam_config())
-    mapped = polyline([(-50, 0), (2050, 0), (2050, 25), (-50, 25)], step=4.0)
-    localize(mapper, mapped)
-    file = tmp_path / "map.npz"
-    mapper.save_map(file)
+    file, mapped = map_the_row(monkeypatch, tmp_path)
     robot = Localizer(slam_config())
     robot.load_map(file)
     loaded = len(robot.slam.places)
