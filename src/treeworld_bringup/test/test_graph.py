@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from PIL import Image
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
@@ -38,7 +39,7 @@ from ros_support import (
 )
 from treeworld_bringup.bags import BagReader
 from treeworld_bringup.cli import main
-from treeworld_bringup.launcher import Gatherer, NodeProcesses, awaited, complete
+from treeworld_bringup.launcher import Gatherer, NodeProcesses, awaited, complete, drain
 from treeworld_bringup.settings import Settings, parameter_document
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
@@ -414,6 +415,44 @@ def test_the_last_step_is_reported_only_once_the_end_of_the_run_has_arrived():
         gatherer.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+def test_a_stop_after_the_final_pose_waits_for_the_totals_sent_after_it():
+    """Ctrl-C or SIGTERM just after the simulator's final pose: its totals, sent right after
+    that pose, may come later than the stop (CI: held up in a shared-memory port while a
+    stopped localizer held its lock), and long after the last step, which came when the slow
+    localizer last sent something. The drain, which once took only what came within 0.5 s of
+    that last step, takes them."""
+    steps, period = 10, 0.1
+    context = rclpy.Context()
+    init_ros(context=context, domain_id=int(private_domain()))
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        gatherer = Gatherer(period, 0, use_localizer=True, steps=steps, context=context)
+        simulator = Node("late_totals", context=context)
+        publisher = simulator.create_publisher(DiagnosticArray, io.DIAGNOSTICS, io.step_qos())
+
+        def send_totals():
+            timer.cancel()
+            publisher.publish(io.diagnostics(keys.SIMULATOR, {keys.STEPS: steps},
+                                             io.step_stamp(steps, period)))
+
+        for node in (gatherer, simulator):
+            executor.add_node(node)
+        final = Odometry()
+        final.header.stamp = io.step_stamp(steps, period)
+        gatherer.on_truth(final)
+        gatherer.last_progress -= 10.0         # the slow localizer's last step, long ago
+        timer = simulator.create_timer(1.0, send_totals)
+        drain(gatherer, executor, limit=5.0)
+        assert gatherer.data.sim_totals == {keys.STEPS: str(steps)}
+        # with nothing on its way, quiet for 0.5 s ends it, well before the limit
+        started = time.monotonic()
+        drain(gatherer, executor, limit=30.0)
+        assert time.monotonic() - started < 10.0
+    finally:
+        executor.shutdown()
+        rclpy.shutdown(context=context)
+
 
 def test_ctrl_c_stops_every_node_and_keeps_a_partial_report_and_the_map(tmp_path):
     """The localizer writes its map as Ctrl-C stops it: every step it handled, at least

@@ -354,7 +354,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
                                        f"waiting for {', '.join(missing)}")
         except (NodeDied, GraphStalled, Stopped) as error:
             failure = error
-            _drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
+            drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
                    else DRAIN_AFTER_FAILURE)
         finally:
             bar.close()
@@ -394,11 +394,22 @@ def move_into_place(source: Path, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 0.5) -> None:
-    """Take what the graph already sent (it may still be in this process's queues) until
-    nothing new has come for ``quiet`` seconds, or ``limit`` seconds in all."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < min(deadline, gatherer.last_progress + quiet):
+def drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 0.5) -> None:
+    """Take what the graph already sent (it may still be on its way) until nothing new has
+    come for ``quiet`` seconds since the drain began, or ``limit`` seconds in all; and while
+    the simulator's final pose has come without its totals, which it sends right after.
+
+    Quiet is counted from the drain's start too: with a slow localizer the last step may have
+    come long before the stop, and the totals, delayed in a port another process holds, then
+    came after it (CI lost them so)."""
+    start = time.monotonic()
+    deadline = start + limit
+
+    def totals_due() -> bool:
+        return gatherer.steps in gatherer.data.truth and not gatherer.data.sim_totals
+
+    while (now := time.monotonic()) < deadline and \
+            (now < max(start, gatherer.last_progress) + quiet or totals_due()):
         executor.spin_once(timeout_sec=0.05)
 
 
