@@ -355,7 +355,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
         except (NodeDied, GraphStalled, Stopped) as error:
             failure = error
             drain(gatherer, executor, limit=DRAIN_AFTER_STOP if isinstance(error, Stopped)
-                   else DRAIN_AFTER_FAILURE)
+                  else DRAIN_AFTER_FAILURE)
         finally:
             bar.close()
             nodes.stop()
