@@ -22,6 +22,10 @@ class ControllerConfig:
     spiral_distance_increment: float = setting(
         25.0, "Radius gained per turn of the spiral", low=0.0, low_exclusive=True)
     spiral_period: int = setting(100, "Steps per turn of the spiral", low=1)
+    spiral_max_step: float = setting(
+        16.0, "Top speed of the spiral (world units per step): once it would go faster (step "
+        "1,018 at the defaults) it goes on along the same curve at this speed. 0 = the seed's "
+        "path at every length, ever faster", low=0.0)
     heading_period: int = setting(25, "Steps per turn of the spiral's heading", low=1)
     circle_radius: float = setting(100.0, "Radius of the circle", low=0.0, low_exclusive=True)
     circle_period: int = setting(100, "Steps per lap of the circle", low=1)

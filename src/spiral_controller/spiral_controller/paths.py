@@ -50,16 +50,47 @@ class TracedPath:
 
 class Spiral(TracedPath):
     """The seed's PathTracing agent: coords(t) = alpha t (cos beta t, sin beta t), with the
-    heading turning independently at gamma t. Default: 1000 steps end 250 from the origin."""
+    heading turning independently at gamma t. Default: 1000 steps end 250 from the origin.
+
+    The seed's agent moves faster the farther out it is (alpha sqrt(1 + (beta t)^2) a step:
+    157 units a step by step 10,000, far past what odometry may jump in a step). So once it
+    would pass ``max_step`` (step 1,018 at the defaults, after the seed's 1,000 steps) it goes
+    on along the same curve, r = (alpha / beta) theta, at ``max_step`` a step, as a robot at
+    its top speed would. ``max_step`` 0: the seed's path at every length."""
 
     def __init__(self, distance_increment: float = 25.0, period: int = 100,
-                 heading_period: int = 25):
+                 heading_period: int = 25, max_step: float = 16.0):
         self.alpha = distance_increment / period
         self.beta = 2 * math.pi / period
         self.gamma = 2 * math.pi / heading_period
+        self.max_step = max_step
+        if max_step > 0:
+            self.top_speed_from = math.sqrt(max(max_step / self.alpha, 1.0) ** 2 - 1) / self.beta
+            self.arc_at_top_speed = self._arc(self.beta * self.top_speed_from)
+        else:
+            self.top_speed_from = math.inf
+
+    def _arc(self, angle: float) -> float:
+        """Length of the curve r = (alpha / beta) theta from theta = 0 to ``angle``."""
+        return self.alpha / self.beta / 2 * (angle * math.hypot(1.0, angle) + math.asinh(angle))
+
+    def _angle(self, step: int) -> float:
+        if step <= self.top_speed_from:
+            return self.beta * step
+        arc = self.arc_at_top_speed + self.max_step * (step - self.top_speed_from)
+        # Newton's method from above: the arc is convex in the angle and at least
+        # (alpha / beta) theta^2 / 2, so this start overshoots and the steps fall monotonically
+        angle, scale = math.sqrt(2 * arc * self.beta / self.alpha), self.alpha / self.beta
+        for _ in range(60):
+            change = (self._arc(angle) - arc) / (scale * math.hypot(1.0, angle))
+            angle -= change
+            if change <= 1e-13 * angle:
+                break
+        return angle
 
     def coords(self, step: int) -> np.ndarray:
-        radius, angle = self.alpha * step, self.beta * step
+        angle = self._angle(step)
+        radius = self.alpha / self.beta * angle
         return np.array([radius * math.cos(angle), radius * math.sin(angle)])
 
     def heading(self, step: int, displacement: np.ndarray) -> np.ndarray:
@@ -165,7 +196,7 @@ def make_controller(config: ControllerConfig) -> Controller | DiffDrive:
 def _holonomic_controller(config: ControllerConfig) -> Controller:
     if config.controller == "spiral":
         return Spiral(config.spiral_distance_increment, config.spiral_period,
-                      config.heading_period)
+                      config.heading_period, config.spiral_max_step)
     if config.controller == "circle":
         return Circle(config.circle_radius, config.circle_period)
     if config.controller == "random":

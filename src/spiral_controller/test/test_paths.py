@@ -34,6 +34,24 @@ def test_spiral_matches_the_seed():
     assert math.isclose(np.hypot(*final), 250.0, abs_tol=1e-9)
 
 
+def test_the_spiral_goes_on_at_its_top_speed_along_the_same_curve():
+    """The seed's spiral moves 157 units a step by step 10,000, which a launched localizer
+    took as an odometry reset every step (its estimate stood still: ATE 1,245 against 59
+    in-process). Past spiral_max_step it keeps the curve and that speed."""
+    positions, final, _ = drive(Spiral(), 10_001)
+    steps = np.hypot(*np.diff(positions, axis=0).T)
+    np.testing.assert_array_equal(positions[:1001], drive(Spiral(max_step=0), 1001)[0])
+    assert steps.max() <= 16.0 and steps[1019:].min() > 15.99   # chords of a 16-unit arc
+    radius = np.hypot(*positions.T)
+    angle = np.unwrap(np.arctan2(positions[:, 1], positions[:, 0]))
+    np.testing.assert_allclose(radius, 25 / (2 * math.pi) * angle, atol=1e-6)
+    assert 1099 < radius[-1] < 1100                     # the seed's path: 2,500 from the origin
+    assert math.isclose(np.hypot(*drive(Spiral(max_step=0), 10_000)[1]), 2500.0, abs_tol=1e-6)
+    # a top speed below the spiral's slowest: at that speed from the first step
+    slow = np.hypot(*np.diff(drive(Spiral(max_step=0.1), 200)[0], axis=0).T)
+    np.testing.assert_allclose(slow, 0.1, rtol=1e-3)
+
+
 def test_circle_matches_the_seed():
     _, final, total = drive(Circle(), 1000)
     assert round(total, 2) == 6282.15

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rclpy
 import torch
+import yaml
 from nav_msgs.msg import Odometry
 from PIL import Image
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -38,7 +39,7 @@ from treeworld_bringup.cli import main
 from treeworld_bringup.launcher import NodeProcesses
 from treeworld_bringup.recording import belief_from_occupancy
 from treeworld_bringup.replay import replay, replay_events
-from treeworld_bringup.settings import load_settings, parameter_document
+from treeworld_bringup.settings import Settings, load_settings, parameter_document
 from treeworld_schema import interface as io
 from treeworld_schema.ros import init_ros
 
@@ -109,6 +110,28 @@ def test_replay_command_writes_the_run_report(live_run, tmp_path, monkeypatch):
     live = json.loads((live_run / "metrics.json").read_text())
     replayed = json.loads((out / "metrics.json").read_text())
     assert replayed["ate_rmse"] == pytest.approx(live["ate_rmse"], rel=1e-9)
+
+
+def test_odometry_jumps_taken_as_resets_are_counted_and_warned(live_run, tmp_path, capsys):
+    """The circle moves 6.3 units a step: with max_odometry_jump 5 nearly every step is a
+    reset of odometry's origin, so the estimate stands still. The report says so (a launched
+    10,000-step spiral, 100 units a step late, once did this with a log line only)."""
+    settings = load_settings(live_run / "parameters.yaml")
+    jumpy = Settings(settings.world, settings.controller,
+                     dataclasses.replace(settings.localizer, max_odometry_jump=5.0))
+    config = tmp_path / "jumpy.yaml"
+    config.write_text(yaml.safe_dump(parameter_document(jumpy)))
+    intact = json.loads((live_run / "metrics.json").read_text())
+    assert intact["odometry_resets"] == 0
+    capsys.readouterr()
+    assert main(["replay", str(live_run / "bag"), "--config", str(config),
+                 "--out", str(tmp_path / "jumpy")]) == 0
+    replayed = json.loads((tmp_path / "jumpy" / "metrics.json").read_text())
+    assert STEPS * 0.9 < replayed["odometry_resets"] < STEPS
+    assert f"treeworld: warning: odometry jumped farther than max_odometry_jump in " \
+        f"{replayed['odometry_resets']} steps" in capsys.readouterr().err
+    estimates = np.loadtxt(tmp_path / "jumpy" / "estimate.tum")[:, 1:3]
+    assert np.ptp(estimates, axis=0).max() < 60            # the circle is 200 across
 
 
 def test_a_bag_replayed_into_a_map_and_then_against_it(live_run, tmp_path):

@@ -107,7 +107,7 @@ def print_summary(metrics: dict, out: Path) -> None:
     keys = ("steps", "steps_without_estimate", "steps_per_second", "total_movement",
             "final_distance_from_origin", "health", "fruit_eaten", "poisonous_fruit_eaten",
             "ate_rmse", "ate_rmse_aligned", "rpe_rmse", "max_error", "final_error", "mean_loss",
-            "skipped_total", "lost_count")
+            "skipped_total", "lost_count", "odometry_resets")
     for key in keys:
         if key in metrics and metrics[key] is not None:
             value = metrics[key]
@@ -177,6 +177,11 @@ def finish(metrics: dict, out: Path, saved_map: Path | None, stopped: Stopped | 
         return stopped_while_writing(metrics, out, stopped)
     if "map_error" in metrics:
         return 1
+    if resets := metrics.get("odometry_resets"):
+        # the estimate stood still there: say why before the ATE it made
+        print(f"treeworld: warning: odometry jumped farther than max_odometry_jump in {resets} "
+              "steps: each taken as a reset of its origin, the estimate did not move with them",
+              file=sys.stderr)
     print_summary(metrics, out)
     if saved_map is not None:
         print(f"map in {saved_map}")

@@ -500,6 +500,7 @@ def _recording(data: Gathered, settings: Settings, use_localizer: bool, belief_s
                 "skipped_total": int(counters.get(keys.SKIPPED_TOTAL, 0)),
                 "lost_count": int(counters.get(keys.LOST, 0)),
                 "clipped_actions": int(counters.get(keys.CLIPPED_ACTIONS, 0)),
+                "odometry_resets": int(counters.get(keys.ODOMETRY_RESETS, 0)),
                 "late_frames": int(counters.get(keys.LATE_FRAMES, 0))}
     if keys.CLOSURES_ACCEPTED in counters:
         summary["slam"] = {key: float(value) if "." in value else int(value)

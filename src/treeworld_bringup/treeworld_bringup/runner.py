@@ -46,7 +46,8 @@ def localizer_summary(localizer: Localizer) -> dict:
     counters = localizer.counters
     summary = {"skipped": dict(counters.skipped),
                "skipped_total": sum(counters.skipped.values()),
-               "lost_count": counters.lost, "clipped_actions": counters.clipped_actions}
+               "lost_count": counters.lost, "clipped_actions": counters.clipped_actions,
+               "odometry_resets": counters.odometry_resets}
     if localizer.slam is not None:
         summary["slam"] = slam_summary(localizer.slam)
         if localizer.started_in_a_loaded_map:
