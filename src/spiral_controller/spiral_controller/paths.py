@@ -78,13 +78,15 @@ class Spiral(TracedPath):
         if step <= self.top_speed_from:
             return self.beta * step
         arc = self.arc_at_top_speed + self.max_step * (step - self.top_speed_from)
-        # Newton's method from above: the arc is convex in the angle and at least
-        # (alpha / beta) theta^2 / 2, so this start overshoots and the steps fall monotonically
-        angle, scale = math.sqrt(2 * arc * self.beta / self.alpha), self.alpha / self.beta
+        scale = self.alpha / self.beta
+        # far out the arc is (alpha / beta) (theta^2 + 1/2 + ln 2 theta) / 2: a start that
+        # leaves Newton's method one or two steps
+        rough = math.sqrt(2 * arc / scale)
+        angle = math.sqrt(max(rough**2 - 0.5 - math.log(2 * rough), 1.0))
         for _ in range(60):
             change = (self._arc(angle) - arc) / (scale * math.hypot(1.0, angle))
             angle -= change
-            if change <= 1e-13 * angle:
+            if abs(change) <= 1e-13 * angle:
                 break
         return angle
 
