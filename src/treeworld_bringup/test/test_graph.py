@@ -445,7 +445,7 @@ def test_a_stop_after_the_final_pose_waits_for_the_totals_sent_after_it():
         timer = simulator.create_timer(1.0, send_totals)
         drain(gatherer, executor, limit=5.0)
         assert gatherer.data.sim_totals == {keys.STEPS: str(steps)}
-        # with nothing on its way, quiet for 0.5 s ends it, well before the limit
+        # with nothing on its way, quiet for 1 s ends it, well before the limit
         started = time.monotonic()
         drain(gatherer, executor, limit=30.0)
         assert time.monotonic() - started < 10.0

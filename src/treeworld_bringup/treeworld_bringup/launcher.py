@@ -394,14 +394,15 @@ def move_into_place(source: Path, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 0.5) -> None:
+def drain(gatherer: Gatherer, executor: Executor, limit: float, quiet: float = 1.0) -> None:
     """Take what the graph already sent (it may still be on its way) until nothing new has
     come for ``quiet`` seconds since the drain began, or ``limit`` seconds in all; and while
     the simulator's final pose has come without its totals, which it sends right after.
 
     Quiet is counted from the drain's start too: with a slow localizer the last step may have
-    come long before the stop, and the totals, delayed in a port another process holds, then
-    came after it (CI lost them so)."""
+    come long before the stop, and what was sent just before it may still be held up: a
+    process stopped inside a send holds the receiver's shared-memory port until Fast DDS gives
+    it up after 1 s (the likely way CI lost the simulator's totals)."""
     start = time.monotonic()
     deadline = start + limit
 
