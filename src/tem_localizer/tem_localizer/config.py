@@ -144,9 +144,9 @@ class LocalizerConfig:
         "now, each with the map after that step, and handle a step only once the request of "
         "the step before has come (the launchers set it for a forager on slam)")
     max_odometry_jump: float = setting(
-        100.0, "ROS node and replay: consecutive /odom poses farther apart than this (world "
-        "units) are an odometry reset (a driver restart): the localizer re-anchors on the new "
-        "pose instead of moving, and counts it. 0 = never", low=0.0)
+        100.0, "Consecutive odometry poses (/odom; in-process, the simulator's) farther apart "
+        "than this (world units) are an odometry reset (a driver restart): the localizer "
+        "re-anchors on the new pose instead of moving, and counts it. 0 = never", low=0.0)
     max_input_age: float = setting(
         0.0, "ROS node: a step older than this (seconds behind the node's clock) when it "
         "completes is a late frame: its motion is integrated, its smell dropped and counted. "

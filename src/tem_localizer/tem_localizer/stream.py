@@ -31,6 +31,19 @@ from treeworld_schema.topics import SMELL_ENCODING
 RESTART_GAP_NS = 1_000_000_000
 
 
+def odometry_motion(localizer: Localizer, displacement: np.ndarray,
+                    max_jump: float) -> np.ndarray:
+    """The motion in odometry's ``displacement`` since the last step: none when it jumped
+    farther than ``max_jump`` (0 = never), which is a reset of odometry's origin (a driver
+    restart), counted by the localizer. The node, replay and the in-process run all ask here,
+    so they make the same steps from the same odometry."""
+    jump = float(np.hypot(*displacement))     # NaN or inf: left for the localizer to refuse
+    if max_jump and np.isfinite(jump) and jump > max_jump:
+        localizer.odometry_reset(jump)
+        return np.zeros(2)
+    return displacement
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     stamp: int               # nanoseconds
@@ -168,12 +181,8 @@ class SensorStream:
             return self.commands[self.last_stamp] * (stamp - self.last_stamp) * 1e-9
         # the first step (and the first after a reset) defines the belief's origin
         reference = self.last_position if self.last_position is not None else entry["odom"]
-        action = entry["odom"] - reference
-        jump = float(np.hypot(*action))     # NaN or inf: left for the localizer to refuse
-        if self.max_odometry_jump and np.isfinite(jump) and jump > self.max_odometry_jump:
-            self.localizer.odometry_reset(jump)
-            return np.zeros(2)
-        return action
+        return odometry_motion(self.localizer, entry["odom"] - reference,
+                               self.max_odometry_jump)
 
     def _try_restart(self, stamp: int) -> list[StreamEvent]:
         """Start over once the held step at ``stamp`` is complete: the localizer forgets this

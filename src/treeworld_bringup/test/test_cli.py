@@ -38,6 +38,25 @@ def test_seed_figures(tmp_path, controller, movement, final):
     assert (tmp_path / "out" / "world.png").stat().st_size > 10_000
 
 
+def test_an_odometry_jump_is_a_reset_in_process_as_on_the_graph(tmp_path, capsys):
+    """A recorded path that teleports 205 units in one step: beyond max_odometry_jump (100),
+    so the in-process run, like the node and replay, takes it as a reset of odometry's origin
+    (the estimate stays) and says so; it once integrated it, and the launch did not."""
+    path = tmp_path / "teleport.csv"
+    path.write_text("".join(f"{t},{5 * t + (200 if t >= 5 else 0)},0\n" for t in range(12)))
+    out = tmp_path / "out"
+    metrics = run_ok(["run", "--controller", f"path:{path}", "--steps", "10", "--localizer",
+                      "deadreckoning", "--out", str(out)])
+    assert metrics["odometry_resets"] == 1
+    assert "treeworld: warning: odometry jumped farther than max_odometry_jump in 1 steps" in \
+        capsys.readouterr().err
+    _, estimates = read_tum(out / "estimate.tum")
+    _, truth = read_tum(out / "ground_truth.tum")
+    # the 5th step's motion is the jump: the estimate stands there, the truth moves on
+    np.testing.assert_allclose(estimates[:, 0], [0, 5, 10, 15, 20, 20, 25, 30, 35, 40])
+    np.testing.assert_allclose(truth[5:, 0] - estimates[5:, 0], 205.0)
+
+
 def test_same_seed_same_run_other_seed_other_world(tmp_path):
     def once(name, seed):
         metrics = run_ok(["run", "--controller", "random", "--steps", "150", "--seed",

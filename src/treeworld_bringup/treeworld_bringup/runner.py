@@ -16,6 +16,7 @@ from tqdm import tqdm
 from spiral_controller import make_controller, senses
 from tem_localizer import Localizer
 from tem_localizer.camera import RawImage, decode_raw
+from tem_localizer.stream import odometry_motion
 from treeworld_bringup.recording import Recording, Scene
 from treeworld_bringup.settings import Settings, forager_recalls
 from treeworld_sim import TreeWorld
@@ -138,7 +139,9 @@ def run(settings: Settings, use_localizer: bool = True, belief_stride: int = 0,
         if localizer is not None:
             observation = record.smell if localizer.camera is None else \
                 localizer.encode_camera(camera_pixels(record.camera), record.odometry_yaw)
-            estimate = localizer.step(record.odometry_position - last_odometry, observation)
+            motion = odometry_motion(localizer, record.odometry_position - last_odometry,
+                                     settings.localizer.max_odometry_jump)
+            estimate = localizer.step(motion, observation)
             if estimate.retracted:
                 forget_retracted_places(localizer, places)
             if estimate.skipped is None:     # a skipped step's displacement is kept for later
