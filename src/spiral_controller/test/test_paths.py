@@ -36,8 +36,9 @@ def test_spiral_matches_the_seed():
 
 def test_the_spiral_goes_on_at_its_top_speed_along_the_same_curve():
     """The seed's spiral moves 157 units a step by step 10,000, which a launched localizer
-    took as an odometry reset every step (its estimate stood still: ATE 1,245 against 59
-    in-process). Past spiral_max_step it keeps the curve and that speed."""
+    took as an odometry reset every step (its estimate stood still: ATE 1,245, where the
+    in-process run, which then integrated every step, had 59). Past spiral_max_step it keeps
+    the curve and that speed."""
     positions, final, _ = drive(Spiral(), 10_001)
     steps = np.hypot(*np.diff(positions, axis=0).T)
     np.testing.assert_array_equal(positions[:1001], drive(Spiral(max_step=0), 1001)[0])

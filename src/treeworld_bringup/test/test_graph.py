@@ -416,10 +416,11 @@ def test_the_last_step_is_reported_only_once_the_end_of_the_run_has_arrived():
     finally:
         rclpy.shutdown(context=context)
 
+
 def test_a_stop_after_the_final_pose_waits_for_the_totals_sent_after_it():
     """Ctrl-C or SIGTERM just after the simulator's final pose: its totals, sent right after
-    that pose, may come later than the stop (CI: held up in a shared-memory port while a
-    stopped localizer held its lock), and long after the last step, which came when the slow
+    that pose, may come later than the stop (in CI, most likely held up in a shared-memory port
+    a stopped localizer held), and long after the last step, which came when the slow
     localizer last sent something. The drain, which once took only what came within 0.5 s of
     that last step, takes them."""
     steps, period = 10, 0.1
