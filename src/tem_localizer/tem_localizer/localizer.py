@@ -375,12 +375,13 @@ class Localizer:
         """Whether the fix in the loaded map still stands after this step (``closure``: the
         step's); a verdict either way ends its trial."""
         slam = self.slam
-        mapped = len(slam.places) - slam.session_start
-        code = slam.places.codes.data[len(slam.places) - 1].astype(np.float32)
+        error = float("nan")
         # the map's places alone predict this smell while the session's own are too recent
         # to be searched (a wrong fix's own places would explain it)
-        error = slam.smell_error * len(code) if mapped <= slam.settings.closure.exclude and \
-            float(np.linalg.norm(code)) >= slam.settings.closure.min_strength else float("nan")
+        if len(slam.places) - slam.session_start <= slam.settings.closure.exclude:
+            code = slam.places.codes.data[len(slam.places) - 1].astype(np.float32)
+            if float(np.linalg.norm(code)) >= slam.settings.closure.min_strength:
+                error = slam.smell_error * len(code)
         verdict = self.fix_trial.judge(closure is not None and closure.old < slam.session_start,
                                        slam.counters.searched_loaded, error)
         if verdict is not None:
