@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import array
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -35,7 +34,7 @@ from tem_localizer.localizer import Localizer, LocalizerStep
 from tem_localizer.map_file import MapFileError
 from tem_localizer.place_map import GrowingArray
 from tem_localizer.stream import SensorStream, StreamEvent
-from tem_localizer.trajectory import BoundedTrajectory
+from tem_localizer.trajectory import NO_PLACE, BoundedTrajectory, TrajectoryRows
 from treeworld_schema import diagnostics as keys
 from treeworld_schema import interface as io
 from treeworld_schema import serialized
@@ -45,16 +44,6 @@ from treeworld_schema.ros import FrameBroadcaster, declare_section, run_node
 UNKNOWN_VARIANCE = 1e6   # z, roll, pitch, yaw: not estimated
 PATH_IDLE_SECONDS = 0.5  # input paused this long: publish the path's newest poses
 SHOWN_CLOSURES = 500     # /tem/graph draws the newest this many loop closures
-
-
-@dataclass
-class PathPose:
-    """One pose of /tem/path; with slam, its position moves with its place in the map."""
-
-    place: int | None
-    stamp: int                  # nanoseconds
-    position: np.ndarray        # (2,) in the map frame
-    yaw: float
 
 
 def graph_markers() -> MarkerArray:
@@ -111,8 +100,8 @@ class TemLocalizerNode(Node):
                                    now=lambda: self.get_clock().now().nanoseconds,
                                    max_odometry_jump=self.config.max_odometry_jump,
                                    camera_frame=self.config.camera_frame)
-        self.trajectory: BoundedTrajectory[PathPose] = \
-            BoundedTrajectory(self.config.path_max_poses)
+        # with slam, a pose's position moves with its place in the map
+        self.trajectory = BoundedTrajectory(self.config.path_max_poses)
         self.path_stamp = None              # stamp of the newest pose, None when published
         self.corrected_since_published = False
         self.closures: list[tuple[int, int]] = []     # (old place, new place), the newest
@@ -218,9 +207,8 @@ class TemLocalizerNode(Node):
         covariance[:2, :2] = result.covariance
         pose.pose.covariance = covariance.reshape(-1).tolist()
         self.pose_publisher.publish(pose)
-        self.trajectory.append(PathPose(result.place, io.stamp_nanoseconds(stamp),
-                                        np.asarray(result.mean, dtype=float),
-                                        0.0 if heading is None else heading))
+        self.trajectory.append(io.stamp_nanoseconds(stamp), result.place, result.mean,
+                               0.0 if heading is None else heading)
         self.path_stamp = stamp
         if result.corrected:
             self.corrected_since_published = True
@@ -232,30 +220,26 @@ class TemLocalizerNode(Node):
     def publish_path(self) -> None:
         """/tem/path and, with slam, /tem/graph: serialized from arrays (see
         treeworld_schema.serialized), as rclpy would take milliseconds for their objects."""
-        kept = self.trajectory.poses()
+        kept = self.trajectory.rows()
         if self.corrected_since_published:
             self.correct(kept)
-        positions = np.array([pose.position for pose in kept]).reshape(-1, 2)
         self.path_publisher.publish(serialized.path(
-            io.stamp_nanoseconds(self.path_stamp), io.MAP_FRAME,
-            np.array([pose.stamp for pose in kept], dtype=np.int64), positions,
-            quaternions_of(np.array([pose.yaw for pose in kept]))))
+            io.stamp_nanoseconds(self.path_stamp), io.MAP_FRAME, kept.stamps, kept.positions,
+            quaternions_of(kept.yaws)))
         if self.graph_publisher is not None:
             for marker in self.graph_markers.markers:
                 marker.header.stamp = self.path_stamp
             closure_ends = self.localizer.corrected_positions(
                 [place for pair in self.closures for place in pair])
-            self.graph_publisher.publish(serialized.marker_array(self.graph_markers,
-                                                                 [positions, closure_ends]))
+            self.graph_publisher.publish(serialized.marker_array(
+                self.graph_markers, [kept.positions, closure_ends]))
         self.path_stamp = None
 
-    def correct(self, kept: list[PathPose]) -> None:
+    def correct(self, kept: TrajectoryRows) -> None:
         """Move the path's poses to where the map now has their places."""
-        with_place = [pose for pose in kept if pose.place is not None]
-        if with_place:
-            positions = self.localizer.corrected_positions([pose.place for pose in with_place])
-            for pose, position in zip(with_place, positions):
-                pose.position = position
+        placed = kept.places != NO_PLACE
+        if placed.any():
+            kept.positions[placed] = self.localizer.corrected_positions(kept.places[placed])
         self.corrected_since_published = False
 
     def on_idle(self) -> None:
@@ -336,9 +320,8 @@ class TemLocalizerNode(Node):
         """The map's places from ``first`` on are gone (a wrong fix taken back, or the map
         replaced): the path's poses on them keep where they were estimated, the closures to
         them go, and the forager's anchors with them."""
-        for pose in self.trajectory.poses():
-            if pose.place is not None and pose.place >= first:
-                pose.place = None
+        places = self.trajectory.rows().places
+        places[places >= first] = NO_PLACE
         self.closures = [pair for pair in self.closures if max(pair) < first]
         if self.recall is not None:
             self.recall.forget()
