@@ -14,7 +14,9 @@ the circle, _CONTROLLER added). Dead reckoning does the same work every step, so
 run shows what the graph itself costs as the run grows; a random walk keeps covering new
 ground, so with it the map's size does. As this machine's speed drifts by 10 to 30 % within
 minutes, the summary also gives last/first scaled by the simulator's CPU time per step in the
-two windows (its work per step never changes).
+two windows (its work per step never changes), and each process's CPU time per step in units
+of the simulator's, last window over first (`cost_per_step_growth`): what a step costs at the
+end of the run against its start, whatever the machine's speed.
 """
 from __future__ import annotations
 
@@ -137,6 +139,15 @@ def run(steps: int, localizer: str, controller: str) -> dict:
                 (result.recording.estimates - result.recording.true_positions) ** 2, 1))))}
 
 
+def cost_per_step_growth(cpu_ms_per_step: dict[str, list[float]]) -> dict[str, float]:
+    """Each process's (and all of them together: "all") CPU time per step divided by the
+    simulator's, whose work per step never changes, in the last window over the first."""
+    simulator = cpu_ms_per_step["treeworld_sim"]
+    every = cpu_ms_per_step | {"all": [sum(u) for u in zip(*cpu_ms_per_step.values())]}
+    return {name: used[-1] / simulator[-1] / (used[0] / simulator[0])
+            for name, used in every.items() if name != "treeworld_sim"}
+
+
 def plot(long: dict, path: Path) -> None:
     latencies = np.asarray(long["latencies_ms"])
     # a run shorter than one window has too few steps to show latency over the run
@@ -207,6 +218,10 @@ def main() -> None:
         # derived, not the goal's figure: as if the machine had run at one speed throughout
         "last_over_first_at_simulator_pace": windows[-1] / windows[0] * simulator[-1]
         / simulator[0],
+        # what a step costs, whatever the machine's speed: each process's CPU time per step
+        # in units of the simulator's, last window over first (1.0: no process costs more
+        # per step at the end of the run than at its start)
+        "cost_per_step_growth": cost_per_step_growth(long["cpu_ms_per_step"]),
         "latency_ms_p50_first_window": float(np.median(first)) if timed else None,
         "latency_ms_p50_last_window": float(np.median(last)) if timed else None,
         "latency_ms_p99_first_window": float(np.percentile(first, 99)) if timed else None,
