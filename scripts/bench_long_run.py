@@ -140,21 +140,24 @@ def run(steps: int, localizer: str, controller: str) -> dict:
 
 
 def cost_per_step_growth(cpu_ms_per_step: dict[str, list[float]]) -> dict[str, float]:
-    """Each process's (and all of them together: "all") CPU time per step divided by the
-    simulator's, whose work per step never changes, in the last window over the first."""
-    simulator = cpu_ms_per_step["treeworld_sim"]
-    every = cpu_ms_per_step | {"all": [sum(u) for u in zip(*cpu_ms_per_step.values())]}
-    return {name: used[-1] / simulator[-1] / (used[0] / simulator[0])
-            for name, used in every.items() if name != "treeworld_sim"}
+    """Each process's CPU time per step (and the sum of all of them but the simulator's:
+    "all_but_the_simulator") divided by the simulator's, whose work per step never changes,
+    in the last window over the first."""
+    simulator = np.asarray(cpu_ms_per_step["treeworld_sim"])
+    others = {name: np.asarray(used) for name, used in cpu_ms_per_step.items()
+              if name != "treeworld_sim"}
+    others["all_but_the_simulator"] = sum(others.values())
+    return {name: float(used[-1] / simulator[-1] / (used[0] / simulator[0]))
+            for name, used in others.items()}
 
 
 def plot(long: dict, path: Path) -> None:
     latencies = np.asarray(long["latencies_ms"])
     # a run shorter than one window has too few steps to show latency over the run
     timed = len(latencies) >= WINDOW
-    fig, axes = plt.subplots(3 if timed else 2, 1, figsize=(9, 8.5 if timed else 6),
+    fig, axes = plt.subplots(4 if timed else 3, 1, figsize=(9, 11 if timed else 8.5),
                              sharex=True)
-    bottom, cpu = axes[-2:]
+    bottom, cpu, relative = axes[-3:]
     if timed:
         top = axes[0]
         top.plot(latencies, ",", color="tab:blue", alpha=0.4, label="one step")
@@ -169,13 +172,25 @@ def plot(long: dict, path: Path) -> None:
     bottom.set_ylabel(f"graph steps/s per {WINDOW} steps")
     bottom.set_ylim(0, max(long["window_steps_per_second"]) * 1.2)
     stacked = np.zeros(len(centres))
+    colours = dict(zip(long["cpu_ms_per_step"], plt.get_cmap("tab10").colors))
+    simulator = np.asarray(long["cpu_ms_per_step"]["treeworld_sim"])
     for name, used in long["cpu_ms_per_step"].items():
-        cpu.bar(centres, used, width=0.8 * WINDOW, bottom=stacked, label=name)
+        cpu.bar(centres, used, width=0.8 * WINDOW, bottom=stacked, label=name,
+                color=colours[name])
         stacked += np.asarray(used)
+        if name != "treeworld_sim":
+            relative.plot(centres, np.asarray(used) / simulator, "o-", color=colours[name],
+                          label=name)
+    relative.plot(centres, (stacked - simulator) / simulator, "o-", color="black",
+                  label="all but the simulator")
     cpu.set_ylabel("CPU ms per step")
-    cpu.set_xlabel("step")
     cpu.set_ylim(0, stacked.max() * 1.35)                       # room for the legend
     cpu.legend(loc="upper center", fontsize=8, ncol=5)
+    # the simulator's work per step never changes: in its units, the machine's speed drops out
+    relative.set_ylabel("CPU per step / simulator's")
+    relative.set_ylim(0, ((stacked - simulator) / simulator).max() * 1.35)
+    relative.legend(loc="upper center", fontsize=8, ncol=5)
+    relative.set_xlabel("step")
     fig.suptitle(f"treeworld launch, {long['steps']} lockstep steps, {long['controller']}, "
                  f"{long['localizer']}, recording every topic (2-core machine)")
     fig.tight_layout()
