@@ -7,6 +7,7 @@ other nodes work off after the simulator has published its last step (the drain)
 
     .venv/bin/python scripts/bench_long_run.py [--steps 10000] [--short 1000] [--out docs/bench]
         [--localizer slam|tem2d|deadreckoning] [--controller circle|random|spiral]
+        [--node-repeats 2]
 
 Writes OUT/long_run.png (latency and throughput over the run) and OUT/long_run.json (with
 another localizer than slam: long_run_LOCALIZER.png and .json; with another controller than
@@ -16,15 +17,21 @@ ground, so with it the map's size does. As this machine's speed drifts by 10 to 
 minutes, the summary also gives last/first scaled by the simulator's CPU time per step in the
 two windows (its work per step never changes), and each process's CPU time per step in units
 of the simulator's, last window over first (`cost_per_step_growth`): what a step costs at the
-end of the run against its start, whatever the machine's speed.
+end of the run against its start, whatever the machine's speed. The processes do not all
+slow alike when the machine does, so that figure still moves by several per cent between runs;
+for the localizer, the only node whose work per step depends on what it has seen, the bench
+then measures the ratio without the machine in it: the node's last window and a fresh node's
+first, driven in this process in turns of 100 steps (`localizer_node_last_over_first_in_turns`).
 """
 from __future__ import annotations
 
 import argparse
+import array
 import dataclasses
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,12 +41,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+import yaml  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 from tem_localizer.config import LocalizerConfig  # noqa: E402
+from tem_localizer.node import TemLocalizerNode  # noqa: E402
 from treeworld_bringup.launcher import NODE_MODULES, launch_graph  # noqa: E402
-from treeworld_bringup.settings import Settings  # noqa: E402
+from treeworld_bringup.settings import Settings, parameter_document  # noqa: E402
+from treeworld_bringup.speed import walk  # noqa: E402
+from treeworld_schema import interface as io  # noqa: E402
+from treeworld_sim.node import odometry_message  # noqa: E402
 
 WINDOW = 1000
+IN_TURNS = 100       # steps: the node's last window and a fresh node's first take turns
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -139,6 +154,56 @@ def run(steps: int, localizer: str, controller: str) -> dict:
                 (result.recording.estimates - result.recording.true_positions) ** 2, 1))))}
 
 
+def node_step_growth(settings: Settings, repeats: int) -> list[float]:
+    """The localizer node's CPU time per step in a run's last window over a fresh node's in its
+    first, measured without the machine's drift: both nodes live in this process, their
+    odometry and smell callbacks called directly with the launch's messages (nothing comes
+    over DDS), the two windows taken in turns of IN_TURNS steps. One ratio per repeat."""
+    steps, period = settings.world.steps, settings.world.step_period
+    messages, odometry = [], np.zeros(2)
+    for step, (moved, smell) in enumerate(walk(settings, steps)):
+        odometry = odometry + moved
+        stamp = io.step_stamp(step, period)
+        image = Image(height=1, width=smell.size, encoding=io.SMELL_ENCODING, is_bigendian=0,
+                      step=4 * smell.size)
+        image.header.stamp, image.header.frame_id = stamp, io.MAP_FRAME
+        image.data = array.array("B", smell.astype(np.float32).tobytes())
+        messages.append((odometry_message(stamp, io.ODOM_FRAME, odometry, 0.0, np.zeros(2)),
+                         image))
+    ratios = []
+    with tempfile.TemporaryDirectory() as folder:
+        parameters = Path(folder) / "parameters.yaml"
+        parameters.write_text(yaml.safe_dump(
+            {"tem_localizer": parameter_document(settings)["tem_localizer"]}))
+        for _ in range(repeats):
+            rclpy.init(args=["--ros-args", "--params-file", str(parameters)])
+            try:
+                ratios.append(_in_turns(TemLocalizerNode(), TemLocalizerNode(), messages))
+            finally:
+                rclpy.shutdown()
+    return ratios
+
+
+def _in_turns(run: TemLocalizerNode, fresh: TemLocalizerNode, messages: list) -> float:
+    def handle(node, odometry, smell):
+        node.on_odom(odometry)
+        node.on_smell(smell)
+
+    last = len(messages) - WINDOW
+    for step in range(last):
+        handle(run, *messages[step])
+    seconds = {run: 0.0, fresh: 0.0}
+    for start in range(0, WINDOW, IN_TURNS):
+        for node, offset in ((run, last), (fresh, 0)):
+            started = time.thread_time()
+            for step in range(offset + start, offset + start + IN_TURNS):
+                handle(node, *messages[step])
+            seconds[node] += time.thread_time() - started
+    for node in (run, fresh):
+        node.destroy_node()
+    return seconds[run] / seconds[fresh]
+
+
 def cost_per_step_growth(cpu_ms_per_step: dict[str, list[float]]) -> dict[str, float]:
     """Each process's CPU time per step (and the sum of all of them but the simulator's:
     "all_but_the_simulator") divided by the simulator's, whose work per step never changes,
@@ -206,6 +271,9 @@ def main() -> None:
     parser.add_argument("--localizer", choices=LocalizerConfig.__dataclass_fields__[
         "method"].metadata["choices"], default=LocalizerConfig.method)
     parser.add_argument("--controller", choices=("circle", "random", "spiral"), default="circle")
+    parser.add_argument("--node-repeats", type=int, default=2,
+                        help="times to measure the localizer node's last window against a "
+                        "fresh node's first, in turns in this process (0: not at all)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", "92")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -237,6 +305,9 @@ def main() -> None:
         # in units of the simulator's, last window over first (1.0: no process costs more
         # per step at the end of the run than at its start)
         "cost_per_step_growth": cost_per_step_growth(long["cpu_ms_per_step"]),
+        # the same for the localizer node alone, free of the machine's drift (in turns)
+        "localizer_node_last_over_first_in_turns": node_step_growth(
+            settings_for(args.steps, args.localizer, args.controller), args.node_repeats),
         "latency_ms_p50_first_window": float(np.median(first)) if timed else None,
         "latency_ms_p50_last_window": float(np.median(last)) if timed else None,
         "latency_ms_p99_first_window": float(np.percentile(first, 99)) if timed else None,
