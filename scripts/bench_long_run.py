@@ -15,13 +15,12 @@ the circle, _CONTROLLER added). Dead reckoning does the same work every step, so
 run shows what the graph itself costs as the run grows; a random walk keeps covering new
 ground, so with it the map's size does. As this machine's speed drifts by 10 to 30 % within
 minutes, the summary also gives last/first scaled by the simulator's CPU time per step in the
-two windows (its work per step never changes), and each process's CPU time per step in units
-of the simulator's, last window over first (`cost_per_step_growth`): what a step costs at the
-end of the run against its start, whatever the machine's speed. The processes do not all
-slow alike when the machine does, so that figure still moves by several per cent between runs;
-for the localizer, the only node whose work per step depends on what it has seen, the bench
-then measures the ratio without the machine in it: the node's last window and a fresh node's
-first, driven in this process in turns of 100 steps (`localizer_node_last_over_first_in_turns`).
+two windows (its work per step never changes), and the plot each process's CPU time per step
+in units of the simulator's. The processes do not all slow alike when the machine does, so
+those still move by several per cent between runs; for the localizer, the only node whose
+work per step depends on what it has seen, the bench measures its last window against its
+first without the machine in it: the node's last window and a fresh node's first, driven in
+this process in turns of 100 steps (`localizer_node_last_over_first_in_turns`).
 """
 from __future__ import annotations
 
@@ -55,6 +54,8 @@ from treeworld_sim.node import odometry_message  # noqa: E402
 
 WINDOW = 1000
 IN_TURNS = 100       # steps: the node's last window and a fresh node's first take turns
+LEADING = ("treeworld_sim", "spiral_controller")   # ahead of the localizer by up to
+                                                   # max_lead_steps
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -100,21 +101,36 @@ class CpuSampler:
         self.running = False
         self.thread.join()
 
-    def per_step_ms(self, arrival: np.ndarray) -> dict[str, list[float]]:
-        """Each process's CPU ms per step in each WINDOW-step window of ``arrival`` (the
-        perf_counter() at each step's estimate), interpolated between samples."""
+    def per_step_ms(self, arrival: np.ndarray, truth_arrival: np.ndarray
+                    ) -> dict[str, list[float]]:
+        """Each process's CPU ms per step in each WINDOW-step window, interpolated between
+        samples. A window spans its steps' estimates (``arrival``: the perf_counter() at each)
+        for the processes that follow the localizer, and their true poses (``truth_arrival``)
+        for those that lead it by up to max_lead_steps, the simulator and the controller:
+        timed by the estimates, the simulator's last window would hold only the steps it had
+        not published before the window began, 10 % fewer than the others'."""
         times = np.array([t for t, _ in self.samples])
-        ends = arrival[np.array([(start, end - 1) for start, end in
-                                 zip(range(0, len(arrival), WINDOW),
-                                     range(WINDOW, len(arrival) + 1, WINDOW))],
-                                dtype=np.int64).reshape(-1, 2)]           # (windows, 2)
+        bounds = np.array([(start, end - 1) for start, end in
+                           zip(range(0, len(arrival), WINDOW),
+                               range(WINDOW, len(arrival) + 1, WINDOW))],
+                          dtype=np.int64).reshape(-1, 2)                   # (windows, 2)
         result = {}
         for name in sorted({n for _, seconds in self.samples for n in seconds}):
             seen = np.array([seconds.get(name, np.nan) for _, seconds in self.samples])
             known = ~np.isnan(seen)
+            ends = (truth_arrival if name in LEADING else arrival)[bounds]
             used = np.interp(ends, times[known], seen[known])
             result[name] = list((used[:, 1] - used[:, 0]) * 1000 / (WINDOW - 1))
         return result
+
+
+def lead_steps(arrival: np.ndarray, truth_arrival: np.ndarray) -> list[int]:
+    """How many steps the simulator was ahead of the localizer when the first estimate came
+    and at the end of each WINDOW-step window: the true poses that had arrived by then, less
+    the estimates."""
+    handled = np.r_[1, np.arange(WINDOW, len(arrival) + 1, WINDOW)]
+    published = np.searchsorted(truth_arrival, arrival[handled - 1], side="right")
+    return (published - handled).tolist()
 
 
 def settings_for(steps: int, localizer: str, controller: str) -> Settings:
@@ -135,6 +151,7 @@ def run(steps: int, localizer: str, controller: str) -> dict:
         raise SystemExit(f"the {steps}-step launch failed: {result.failure}")
     info = result.info
     arrival = np.array([info["arrival"][s] for s in range(steps)])
+    truth_arrival = np.array([info["truth_arrival"][s] for s in range(steps)])
     windows = [WINDOW / (arrival[end - 1] - arrival[start])
                for start, end in zip(range(0, steps, WINDOW), range(WINDOW, steps + 1, WINDOW))]
     # the simulator may lead its readers by max_lead_steps: once it has published the last
@@ -148,7 +165,8 @@ def run(steps: int, localizer: str, controller: str) -> dict:
             "steps_per_second": result.recording.summary["steps_per_second"],
             "window_steps_per_second": windows, "latencies_ms": info["latencies_ms"],
             "last_window_before_drain": before_drain,
-            "cpu_ms_per_step": sampler.per_step_ms(arrival),
+            "cpu_ms_per_step": sampler.per_step_ms(arrival, truth_arrival),
+            "lead_steps": lead_steps(arrival, truth_arrival),
             "bag_bytes": bag_bytes, "bag_bytes_per_step": bag_bytes / steps,
             "ate_rmse": float(np.sqrt(np.mean(np.sum(
                 (result.recording.estimates - result.recording.true_positions) ** 2, 1))))}
@@ -202,18 +220,6 @@ def _in_turns(run: TemLocalizerNode, fresh: TemLocalizerNode, messages: list) ->
     for node in (run, fresh):
         node.destroy_node()
     return seconds[run] / seconds[fresh]
-
-
-def cost_per_step_growth(cpu_ms_per_step: dict[str, list[float]]) -> dict[str, float]:
-    """Each process's CPU time per step (and the sum of all of them but the simulator's:
-    "all_but_the_simulator") divided by the simulator's, whose work per step never changes,
-    in the last window over the first."""
-    simulator = np.asarray(cpu_ms_per_step["treeworld_sim"])
-    others = {name: np.asarray(used) for name, used in cpu_ms_per_step.items()
-              if name != "treeworld_sim"}
-    others["all_but_the_simulator"] = sum(others.values())
-    return {name: float(used[-1] / simulator[-1] / (used[0] / simulator[0]))
-            for name, used in others.items()}
 
 
 def plot(long: dict, path: Path) -> None:
@@ -301,11 +307,8 @@ def main() -> None:
         # derived, not the goal's figure: as if the machine had run at one speed throughout
         "last_over_first_at_simulator_pace": windows[-1] / windows[0] * simulator[-1]
         / simulator[0],
-        # what a step costs, whatever the machine's speed: each process's CPU time per step
-        # in units of the simulator's, last window over first (1.0: no process costs more
-        # per step at the end of the run than at its start)
-        "cost_per_step_growth": cost_per_step_growth(long["cpu_ms_per_step"]),
-        # the same for the localizer node alone, free of the machine's drift (in turns)
+        # what the localizer's step costs at the end against the start, free of the
+        # machine's drift (in turns in one process)
         "localizer_node_last_over_first_in_turns": node_step_growth(
             settings_for(args.steps, args.localizer, args.controller), args.node_repeats),
         "latency_ms_p50_first_window": float(np.median(first)) if timed else None,
@@ -318,8 +321,11 @@ def main() -> None:
     }
     cpu = long["cpu_ms_per_step"]
     (args.out / f"{name}.json").write_text(json.dumps(
-        summary | {"window_steps_per_second": windows, "cpu_ms_per_step": cpu}, indent=2) + "\n")
+        summary | {"window_steps_per_second": windows, "cpu_ms_per_step": cpu,
+                   "lead_steps": long["lead_steps"]}, indent=2) + "\n")
     print(f"steps/s per {WINDOW}-step window: " + " ".join(f"{w:.0f}" for w in windows))
+    print("the simulator's lead at the first estimate and at each window's end: " +
+          " ".join(str(lead) for lead in long["lead_steps"]))
     print("CPU ms per step in each window (from /proc, every 0.5 s):")
     for name, used in cpu.items():
         print(f"  {name:18s}" + " ".join(f"{u:5.2f}" for u in used))

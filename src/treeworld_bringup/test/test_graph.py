@@ -373,6 +373,10 @@ def test_a_run_is_complete_only_when_every_estimate_has_arrived():
             gatherer.on_pose(pose)
         assert gatherer.reported == steps - 1
         assert complete(gatherer.data, steps, use_localizer=True, record=False)
+        # each step timed as its true pose came and as its estimate did (the benchmark
+        # reads the simulator's pace from the first, the localizer's from the second)
+        assert sorted(gatherer.data.truth_arrival) == list(range(steps + 1))
+        assert max(gatherer.data.truth_arrival.values()) <= min(gatherer.data.arrival.values())
         # recording: the bag must hold every step's messages, the localizer's reports too
         gatherer.data.recorded = {io.GROUND_TRUTH: str(steps + 1), io.SMELL: str(steps),
                                   io.ODOM: str(steps), io.POSE: str(steps),

@@ -84,6 +84,7 @@ class Gathered:
     losses: dict[int, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     arrival: dict[int, float] = field(default_factory=dict)  # perf_counter() at each estimate
+    truth_arrival: dict[int, float] = field(default_factory=dict)   # ... at each true pose
     localizer_counters: dict[str, str] = field(default_factory=dict)
     localizer_handled: int = -1                   # the newest step the localizer reported
     newest_truth: int = -1                        # kept, not max() over the dict: O(1) a step
@@ -144,6 +145,7 @@ class Gatherer(Node):
         step = self.step(message.header)
         self.data.truth[step] = np.array([position.x, position.y])
         self.data.newest_truth = max(self.data.newest_truth, step)
+        self.data.truth_arrival[step] = self.last_step_at
         if not self.use_localizer:
             self.data.arrival[step] = self.last_step_at
         self.report_progress()
@@ -274,7 +276,8 @@ class LaunchResult:
     recording: Recording           # every step that arrived (all of them unless ``failure``)
     scene: Scene
     info: dict                     # pids, elapsed_seconds, bag, parameter_file, workspace,
-                                   # logs, latencies_ms, arrival (step -> perf_counter()),
+                                   # logs, latencies_ms, arrival (step -> perf_counter() at
+                                   # its estimate), truth_arrival (... at its true pose),
                                    # last_belief, last_covariance
     failure: Exception | None      # NodeDied, GraphStalled or Stopped: the recording is partial
 
@@ -378,6 +381,7 @@ def launch_graph(settings: Settings, use_localizer: bool, belief_stride: int = 0
     info = {"pids": nodes.pids, "elapsed_seconds": elapsed, "bag": bag,
             "parameter_file": parameter_file, "workspace": workspace, "logs": nodes.logs,
             "latencies_ms": data.latencies_ms, "arrival": data.arrival,
+            "truth_arrival": data.truth_arrival,
             "last_belief": data.last_belief, "last_covariance": data.last_covariance,
             "map_error": map_error}
     return LaunchResult(recording, data.scene or NO_TREES, info, failure)
