@@ -257,7 +257,8 @@ def plot(long: dict, path: Path) -> None:
     cpu.set_ylabel("CPU ms per step")
     cpu.set_ylim(0, stacked.max() * 1.35)                       # room for the legend
     cpu.legend(loc="upper center", fontsize=8, ncol=5)
-    # the simulator's work per step never changes: in its units, the machine's speed drops out
+    # the simulator's work per step never changes: in its units most of the machine's drift
+    # drops out (not all: the processes do not all slow alike)
     relative.set_ylabel("CPU per step / simulator's")
     relative.set_ylim(0, ((stacked - simulator) / simulator).max() * 1.35)
     relative.legend(loc="upper center", fontsize=8, ncol=5)
