@@ -282,6 +282,8 @@ def main() -> None:
                         help="times to measure the localizer node's last window against a "
                         "fresh node's first, in turns in this process (0: not at all)")
     args = parser.parse_args()
+    if args.steps < WINDOW:      # it compares the run's first and last WINDOW steps
+        parser.error(f"--steps must be at least {WINDOW}, got {args.steps}")
     os.environ.setdefault("ROS_DOMAIN_ID", "92")
     args.out.mkdir(parents=True, exist_ok=True)
     name = "long_run" + ("" if args.localizer == "slam" else f"_{args.localizer}") + \
