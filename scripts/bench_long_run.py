@@ -25,7 +25,6 @@ this process in turns of 100 steps (`localizer_node_last_over_first_in_turns`).
 from __future__ import annotations
 
 import argparse
-import array
 import dataclasses
 import json
 import os
@@ -42,7 +41,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import yaml  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
 
 from tem_localizer.config import LocalizerConfig  # noqa: E402
 from tem_localizer.node import TemLocalizerNode  # noqa: E402
@@ -50,7 +48,7 @@ from treeworld_bringup.launcher import NODE_MODULES, launch_graph  # noqa: E402
 from treeworld_bringup.settings import Settings, parameter_document  # noqa: E402
 from treeworld_bringup.speed import walk  # noqa: E402
 from treeworld_schema import interface as io  # noqa: E402
-from treeworld_sim.node import odometry_message  # noqa: E402
+from treeworld_sim.node import odometry_message, smell_message  # noqa: E402
 
 WINDOW = 1000
 IN_TURNS = 100       # steps: the node's last window and a fresh node's first take turns
@@ -182,12 +180,8 @@ def node_step_growth(settings: Settings, repeats: int) -> list[float]:
     for step, (moved, smell) in enumerate(walk(settings, steps)):
         odometry = odometry + moved
         stamp = io.step_stamp(step, period)
-        image = Image(height=1, width=smell.size, encoding=io.SMELL_ENCODING, is_bigendian=0,
-                      step=4 * smell.size)
-        image.header.stamp, image.header.frame_id = stamp, io.MAP_FRAME
-        image.data = array.array("B", smell.astype(np.float32).tobytes())
         messages.append((odometry_message(stamp, io.ODOM_FRAME, odometry, 0.0, np.zeros(2)),
-                         image))
+                         smell_message(stamp, smell)))
     ratios = []
     with tempfile.TemporaryDirectory() as folder:
         parameters = Path(folder) / "parameters.yaml"

@@ -45,6 +45,15 @@ def yaw(heading: np.ndarray) -> float:
     return math.atan2(heading[1], heading[0])
 
 
+def smell_message(stamp, smell: np.ndarray) -> Image:
+    """/smell: the (D,) smell as a one-row float32 image in the map frame."""
+    message = Image(height=1, width=smell.size, encoding=io.SMELL_ENCODING, is_bigendian=0,
+                    step=4 * smell.size)
+    message.header.stamp, message.header.frame_id = stamp, io.MAP_FRAME
+    message.data = array.array("B", smell.astype(np.float32).tobytes())
+    return message
+
+
 def odometry_message(stamp, frame: str, position: np.ndarray, heading_yaw: float,
                      velocity: np.ndarray, position_variance: float = 0.0,
                      velocity_variance: float = 0.0, yaw_variance: float = 0.0,
@@ -207,11 +216,7 @@ class TreeWorldSimNode(Node):
         record = self.world.observe()
         stamp = io.step_stamp(record.step, self.period)
         self.clock_publisher.publish(Clock(clock=stamp))
-        smell = Image(height=1, width=record.smell.size, encoding=io.SMELL_ENCODING,
-                      is_bigendian=0, step=4 * record.smell.size)
-        smell.header.stamp, smell.header.frame_id = stamp, io.MAP_FRAME
-        smell.data = array.array("B", record.smell.astype(np.float32).tobytes())
-        self.smell_publisher.publish(smell)
+        self.smell_publisher.publish(smell_message(stamp, record.smell))
         config, world = self.config, self.world
         self.odom_publisher.publish(odometry_message(
             stamp, io.ODOM_FRAME, record.odometry_position, record.odometry_yaw,
